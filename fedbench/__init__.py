@@ -1,0 +1,1 @@
+"""fedbench: a benchmark suite for federated learning."""

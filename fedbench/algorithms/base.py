@@ -1,0 +1,103 @@
+"""The algorithm contract: a frozen record of pure functions (after fedjax's FederatedAlgorithm).
+
+State goes in and comes out explicitly, so every backend runs the same math and a
+checkpoint is just "save the states". States are ``dict[str, Tensor]``; the server state
+always holds the global model under ``"params"``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Literal, Sequence
+
+import torch
+from torch import Tensor
+
+State = dict[str, Tensor]
+
+
+@dataclass(frozen=True)
+class LocalResult:
+    """What one client's local work produced.
+
+    Attributes:
+        client: client id.
+        params: local model after training (``y_i``); the start model for ``work="gradient"``.
+        num_samples: the client's dataset size ``n_i`` (the aggregation weight).
+        steps: local optimizer steps taken (``tau_i``).
+        train_loss: mean task loss over those steps (local loss terms excluded).
+        compute_s: wall time of the local work.
+        grad: gradient at the start model (only for ``work="gradient"``).
+        lr: the local learning rate used.
+    """
+
+    client: int
+    params: Tensor
+    num_samples: int
+    steps: int
+    train_loss: float
+    compute_s: float
+    lr: float
+    grad: Tensor | None = None
+
+
+@dataclass(frozen=True)
+class Upload:
+    """One client's message to the server: ``tensors`` go on the wire, ``weight`` is its sample count."""
+
+    client: int
+    tensors: dict[str, Tensor]
+    weight: float
+    steps: int = 0
+
+
+ClientUpload = Callable[[State, LocalResult, State], "tuple[Upload, State]"]
+ServerUpdate = Callable[[State, Sequence[Upload]], "tuple[State, dict[str, float]]"]
+LocalLoss = Callable[[Tensor, State, State], Tensor]
+
+
+def no_client_state(server: State) -> State:
+    """Initial per-client state of algorithms that keep none."""
+    return {}
+
+
+def params_only(params: Tensor) -> State:
+    """Initial server state of algorithms that keep only the global model."""
+    return {"params": params.clone()}
+
+
+@dataclass(frozen=True)
+class Algorithm:
+    """A federated algorithm as pure functions.
+
+    Attributes:
+        name: short name used in logs and reports.
+        init: ``params -> server state``.
+        client_upload: ``(server, local result, client state) -> (upload, new client state)``.
+        server_update: ``(server, uploads) -> (new server, metrics)``.
+        local_loss: extra local loss term ``(flat params, server, client state) -> scalar`` or None.
+        init_client: ``server -> initial client state`` (for never-seen clients).
+        broadcast: server-state keys sent to every sampled client (counted as downlink bytes).
+        work: ``"train"`` (local epochs of SGD) or ``"gradient"`` (one gradient, no step).
+        max_local_steps: cap on local steps per round (FedSGD: 1), None for epochs only.
+    """
+
+    name: str
+    init: Callable[[Tensor], State]
+    client_upload: ClientUpload
+    server_update: ServerUpdate
+    local_loss: LocalLoss | None = None
+    init_client: Callable[[State], State] = no_client_state
+    broadcast: tuple[str, ...] = ("params",)
+    work: Literal["train", "gradient"] = "train"
+    max_local_steps: int | None = None
+    options: dict = field(default_factory=dict)
+
+
+def delta(start: Tensor, end: Tensor) -> Tensor:
+    """Pseudo-gradient ``start - end``: the direction the server steps against."""
+    return start - end
+
+
+def zeros_like_params(server: State) -> Tensor:
+    return torch.zeros_like(server["params"])

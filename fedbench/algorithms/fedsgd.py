@@ -1,0 +1,44 @@
+"""Federated SGD (FedSGD).
+
+McMahan et al., AISTATS 2017, Section 2 ("FederatedSGD"): every round each sampled client k
+computes the gradient g_k of its loss on its local batch (the whole local data when
+``batch_size`` is null, B = infinity) at the global model, and the server takes one step
+``x <- x - lr * sum_k n_k g_k / sum_k n_k``.
+
+``upload="weights"`` is the paper's equivalent form: each client takes one local step
+``y_k = x - lr g_k`` and the server averages the weights; with plain SGD both give the
+same model. Local epochs are ignored: FedSGD does one step per round.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+from fedbench.algorithms.base import Algorithm, LocalResult, State, Upload, params_only
+from fedbench.errors import require, require_choice
+from fedbench.params import weighted_mean
+
+
+def fedsgd(upload: str = "gradient", lr: float = 0.1) -> Algorithm:
+    """FedSGD.
+
+    Args:
+        upload: ``gradient`` (clients send g_k) or ``weights`` (clients send x - lr g_k).
+        lr: server step size for ``gradient`` uploads; the config passes the client ``lr``.
+    """
+    require_choice(upload, "algorithm.upload", ["gradient", "weights"])
+    require(lr > 0, "algorithm.lr", "> 0", lr)
+
+    def client_upload(server: State, local: LocalResult, client: State) -> tuple[Upload, State]:
+        body = local.grad if upload == "gradient" else local.params
+        return Upload(local.client, {upload: body}, local.num_samples, local.steps), client
+
+    def server_update(server: State, uploads: Sequence[Upload]) -> tuple[State, dict[str, float]]:
+        avg = weighted_mean([u.tensors[upload] for u in uploads], [u.weight for u in uploads])
+        params = server["params"] - lr * avg if upload == "gradient" else avg
+        return {**server, "params": params}, {}
+
+    work = "gradient" if upload == "gradient" else "train"
+    return Algorithm(
+        "fedsgd", params_only, client_upload, server_update, work=work, max_local_steps=1, options={"upload": upload}
+    )

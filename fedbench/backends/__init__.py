@@ -1,0 +1,17 @@
+"""Backends: how a round's client jobs are executed."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Sequence, TypeVar
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+@dataclass(frozen=True)
+class Backend:
+    """``map(job, clients)`` runs ``job(client)`` for each client and returns results in client order."""
+
+    name: str
+    map: Callable[[Callable[[int], R], Sequence[int]], list[R]]

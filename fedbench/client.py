@@ -1,0 +1,57 @@
+"""One client's job in a round: local work from the broadcast model, then its upload."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from functools import partial
+
+import torch
+from lightning import LightningModule
+from torch import Tensor
+
+from fedbench import local
+from fedbench.algorithms.base import Algorithm, LocalResult, State
+from fedbench.seeding import derive_seed, torch_generator
+
+
+@dataclass(frozen=True)
+class ClientPlan:
+    """How much local work a client does; shared by every backend."""
+
+    epochs: int
+    batch_size: int | None
+    seed: int
+    lr: float
+
+
+def run_client(
+    task: LightningModule,
+    algorithm: Algorithm,
+    plan: ClientPlan,
+    data: tuple[Tensor, Tensor],
+    server: State,
+    client_state: State,
+    client: int,
+    round_: int,
+) -> LocalResult:
+    """Train (or take a gradient for) ``client`` in ``round_``; all randomness keyed by (seed, round, client)."""
+    x, y = data
+    gen = torch_generator(plan.seed, round_, client, "batches")
+    torch.manual_seed(derive_seed(plan.seed, round_, client, "local"))  # dropout & co. in the model
+    extra = None if algorithm.local_loss is None else partial(_extra, algorithm, server, client_state)
+    t0 = time.perf_counter()
+    if algorithm.work == "gradient":
+        grad, loss = local.gradient(task, server["params"], x, y, batch_size=plan.batch_size, generator=gen, extra_loss=extra)
+        params, steps = server["params"], 1
+    else:
+        grad = None
+        params, steps, loss = local.train(
+            task, server["params"], x, y, epochs=plan.epochs, batch_size=plan.batch_size,
+            generator=gen, max_steps=algorithm.max_local_steps, extra_loss=extra,
+        )
+    return LocalResult(client, params, len(y), steps, loss, time.perf_counter() - t0, plan.lr, grad)
+
+
+def _extra(algorithm: Algorithm, server: State, client_state: State, flat: Tensor) -> torch.Tensor:
+    return algorithm.local_loss(flat, server, client_state)

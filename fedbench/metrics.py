@@ -1,0 +1,56 @@
+"""Per-round metric rows and the run summary (what reports and HPO read)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Sequence
+
+COLUMNS = (
+    "round", "test_accuracy", "test_loss", "train_loss", "clients",
+    "messages_up", "messages_down", "bytes_up", "bytes_down",
+    "cum_messages_up", "cum_messages_down", "cum_bytes_up", "cum_bytes_down",
+    "compute_s", "wall_s",
+)
+_CUMULATIVE = ("messages_up", "messages_down", "bytes_up", "bytes_down")
+
+
+def with_cumulative(row: dict[str, Any], previous: dict[str, Any] | None) -> dict[str, Any]:
+    """Add ``cum_*`` columns: running totals of messages and bytes."""
+    out = dict(row)
+    for key in _CUMULATIVE:
+        out[f"cum_{key}"] = row[key] + (previous[f"cum_{key}"] if previous else 0)
+    return out
+
+
+def rounds_to_target(rows: Sequence[dict[str, Any]], target: float | None) -> int | None:
+    """First round whose test accuracy reaches ``target`` (None if never or no target)."""
+    if target is None:
+        return None
+    return next((r["round"] for r in rows if _finite(r["test_accuracy"]) and r["test_accuracy"] >= target), None)
+
+
+def _finite(value: Any) -> bool:
+    return value is not None and not (isinstance(value, float) and math.isnan(value))
+
+
+def summarize(rows: Sequence[dict[str, Any]], target: float | None, extra: dict[str, Any]) -> dict[str, Any]:
+    """Final/best accuracy, rounds to target, and totals of a run."""
+    evaluated = [r for r in rows if _finite(r["test_accuracy"])]
+    best = max(evaluated, key=lambda r: r["test_accuracy"], default=None)
+    last = rows[-1] if rows else {}
+    return {
+        **extra,
+        "rounds_completed": len(rows),
+        "final_accuracy": evaluated[-1]["test_accuracy"] if evaluated else None,
+        "final_loss": evaluated[-1]["test_loss"] if evaluated else None,
+        "best_accuracy": best["test_accuracy"] if best else None,
+        "best_round": best["round"] if best else None,
+        "target_accuracy": target,
+        "rounds_to_target": rounds_to_target(rows, target),
+        "total_messages_up": last.get("cum_messages_up", 0),
+        "total_messages_down": last.get("cum_messages_down", 0),
+        "total_bytes_up": last.get("cum_bytes_up", 0),
+        "total_bytes_down": last.get("cum_bytes_down", 0),
+        "total_compute_s": sum(r["compute_s"] for r in rows),
+        "total_wall_s": sum(r["wall_s"] for r in rows),
+    }

@@ -1,0 +1,69 @@
+"""Flat-vector parameter math: the one place aggregation arithmetic lives.
+
+Models travel as one flat fp32 vector (``torch.nn.utils.parameters_to_vector``).
+Aggregation, server optimizers, compression and byte counting are then plain
+tensor ops on these vectors.
+"""
+
+from __future__ import annotations
+
+from typing import Mapping, Sequence
+
+import torch
+from torch import Tensor, nn
+
+
+def get_flat(module: nn.Module) -> Tensor:
+    """A detached copy of the module's parameters as one flat vector."""
+    return nn.utils.parameters_to_vector(module.parameters()).detach().clone()
+
+
+def set_flat(module: nn.Module, flat: Tensor) -> None:
+    """Copy ``flat`` into the module's parameters (``flat`` itself is never aliased)."""
+    offset = 0
+    with torch.no_grad():
+        for p in module.parameters():
+            n = p.numel()
+            p.copy_(flat[offset : offset + n].view_as(p))
+            offset += n
+    if offset != flat.numel():
+        raise ValueError(f"flat vector has {flat.numel()} entries, module has {offset} parameters")
+
+
+def flat_view(module: nn.Module) -> Tensor:
+    """The module's parameters as one differentiable flat vector (for local loss terms)."""
+    return torch.cat([p.reshape(-1) for p in module.parameters()])
+
+
+def normalized_weights(weights: Sequence[float]) -> Tensor:
+    """Weights scaled to sum to one; rejects negative or all-zero weights."""
+    w = torch.as_tensor(weights, dtype=torch.float64)
+    if w.numel() == 0 or bool((w < 0).any()) or float(w.sum()) <= 0:
+        raise ValueError(f"weights must be non-negative with a positive sum, got {list(weights)}")
+    return w / w.sum()
+
+
+def weighted_mean(vectors: Sequence[Tensor], weights: Sequence[float]) -> Tensor:
+    """sum_k w_k v_k / sum_k w_k, accumulated in float64 and returned in the vectors' dtype."""
+    if len(vectors) != len(weights):
+        raise ValueError(f"{len(vectors)} vectors but {len(weights)} weights")
+    w = normalized_weights(weights)
+    stacked = torch.stack([v.to(torch.float64) for v in vectors])
+    return (w @ stacked).to(vectors[0].dtype)
+
+
+def mean(vectors: Sequence[Tensor]) -> Tensor:
+    """Unweighted mean of vectors."""
+    return weighted_mean(vectors, [1.0] * len(vectors))
+
+
+def weighted_sum(vectors: Sequence[Tensor], weights: Sequence[float]) -> Tensor:
+    """sum_k w_k v_k (weights not normalized), in float64 internally."""
+    w = torch.as_tensor(weights, dtype=torch.float64)
+    stacked = torch.stack([v.to(torch.float64) for v in vectors])
+    return (w @ stacked).to(vectors[0].dtype)
+
+
+def nbytes(tensors: Mapping[str, Tensor]) -> int:
+    """Wire size of a message made of these tensors, in bytes."""
+    return sum(t.numel() * t.element_size() for t in tensors.values())

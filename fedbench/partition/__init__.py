@@ -1,0 +1,1 @@
+"""Partitioners: factories returning pure, seeded ``(labels, num_clients, seed, groups) -> indices``."""

@@ -1,0 +1,1 @@
+"""Tasks: model builders and the LightningModule that trains them."""

@@ -1,0 +1,60 @@
+"""Model builders: ``builder(input_shape, num_classes) -> nn.Module``.
+
+The YAMLs in ``conf/model`` use ``_partial_: true``; ``run`` fills in the dataset's shape.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+from torch import nn
+
+
+def logreg(input_shape: Sequence[int], num_classes: int) -> nn.Module:
+    """Multinomial logistic regression (softmax regression), as in FedProx's Synthetic experiments."""
+    return nn.Sequential(nn.Flatten(), nn.Linear(math.prod(input_shape), num_classes))
+
+
+def mlp(input_shape: Sequence[int], num_classes: int, hidden: Sequence[int] = (200, 200)) -> nn.Module:
+    """McMahan et al. (2017)'s "2NN": fully connected, two hidden layers of 200 ReLU units by default."""
+    layers: list[nn.Module] = [nn.Flatten()]
+    width = math.prod(input_shape)
+    for h in hidden:
+        layers += [nn.Linear(width, h), nn.ReLU()]
+        width = h
+    layers.append(nn.Linear(width, num_classes))
+    return nn.Sequential(*layers)
+
+
+def _conv_stack(channels: int, widths: Sequence[int], kernel: int, padding: int) -> list[nn.Module]:
+    layers: list[nn.Module] = []
+    for w in widths:
+        layers += [nn.Conv2d(channels, w, kernel, padding=padding), nn.ReLU(), nn.MaxPool2d(2)]
+        channels = w
+    return layers
+
+
+def _flat_size(stack: nn.Module, input_shape: Sequence[int]) -> int:
+    import torch
+
+    with torch.no_grad():
+        return stack(torch.zeros(1, *input_shape)).numel()
+
+
+def cnn(input_shape: Sequence[int], num_classes: int, fc: int = 512) -> nn.Module:
+    """McMahan et al. (2017)'s MNIST CNN: 5x5 conv 32 and 64 ('same' padding), each with 2x2 max-pool,
+    a fully connected layer of 512 ReLU units and a softmax output (1,663,370 parameters on MNIST)."""
+    features = nn.Sequential(*_conv_stack(input_shape[0], (32, 64), kernel=5, padding=2), nn.Flatten())
+    size = _flat_size(features, input_shape)
+    return nn.Sequential(features, nn.Linear(size, fc), nn.ReLU(), nn.Linear(fc, num_classes))
+
+
+def cifar_cnn(input_shape: Sequence[int], num_classes: int) -> nn.Module:
+    """A small CIFAR CNN (two 5x5 conv layers of 64 with max-pool, FC 384 and 192), after the
+    TensorFlow CIFAR-10 tutorial model McMahan et al. (2017) used for their CIFAR experiments."""
+    features = nn.Sequential(*_conv_stack(input_shape[0], (64, 64), kernel=5, padding=2), nn.Flatten())
+    size = _flat_size(features, input_shape)
+    return nn.Sequential(
+        features, nn.Linear(size, 384), nn.ReLU(), nn.Linear(384, 192), nn.ReLU(), nn.Linear(192, num_classes)
+    )

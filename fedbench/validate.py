@@ -1,0 +1,44 @@
+"""Checks of the flat top-level knobs, run before any work starts.
+
+Component options (``algorithm.*``, ``partitioner.*``, ``dataset.*``) are checked by their own
+factories when ``run`` builds them, which also happens before the first round.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from fedbench.errors import require
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_num(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def validate_knobs(cfg: Mapping[str, Any]) -> None:
+    """Raise ConfigError naming the first bad field and its allowed range."""
+    require(_is_int(cfg["seed"]), "seed", "an integer", cfg["seed"])
+    require(_is_int(cfg["rounds"]) and cfg["rounds"] >= 1, "rounds", "an integer >= 1", cfg["rounds"])
+    require(_is_int(cfg["num_clients"]) and cfg["num_clients"] >= 1, "num_clients", "an integer >= 1", cfg["num_clients"])
+    c = cfg["client_fraction"]
+    require(_is_num(c) and 0 < c <= 1, "client_fraction", "in (0, 1]", c)
+    e = cfg["local_epochs"]
+    require(_is_int(e) and e >= 1, "local_epochs", "an integer >= 1", e)
+    b = cfg["batch_size"]
+    require(b is None or (_is_int(b) and b >= 1), "batch_size", "an integer >= 1 or null (full local batch)", b)
+    require(_is_num(cfg["lr"]) and cfg["lr"] > 0, "lr", "> 0", cfg["lr"])
+    require(_is_num(cfg["momentum"]) and 0 <= cfg["momentum"] < 1, "momentum", "in [0, 1)", cfg["momentum"])
+    require(_is_num(cfg["weight_decay"]) and cfg["weight_decay"] >= 0, "weight_decay", ">= 0", cfg["weight_decay"])
+    ev = cfg["eval_every"]
+    require(_is_int(ev) and ev >= 1, "eval_every", "an integer >= 1", ev)
+    t = cfg["target_accuracy"]
+    require(t is None or (_is_num(t) and 0 <= t <= 1), "target_accuracy", "in [0, 1] or null", t)
+
+
+def validate_sizes(num_clients: int, num_samples: int) -> None:
+    """``num_clients`` cannot exceed the training samples (every client needs data)."""
+    require(num_clients <= num_samples, "num_clients", f"<= the {num_samples} training samples", num_clients)

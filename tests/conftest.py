@@ -1,0 +1,38 @@
+"""Shared fixtures: compose the real config (then shrink it) exactly as the CLI would."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Callable
+
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig
+
+ROOT = Path(__file__).resolve().parents[1]
+CONF = ROOT / "conf"
+SHARED_MNIST = ROOT.parent / "shared" / "data"
+
+
+def compose_config(overrides: list[str], output_dir: Path) -> DictConfig:
+    """The composed config for ``overrides`` with ``output_dir`` set (no Hydra run needed)."""
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        return compose("config", overrides=[*overrides, f"output_dir={output_dir}"])
+
+
+@pytest.fixture
+def make_cfg(tmp_path: Path) -> Callable[..., DictConfig]:
+    """``make_cfg("algorithm=fedsgd", ...)`` -> composed config writing into a fresh tmp dir."""
+    counter = iter(range(1000))
+
+    def make(*overrides: str) -> DictConfig:
+        return compose_config(list(overrides), tmp_path / f"run{next(counter)}")
+
+    return make
+
+
+@pytest.fixture(autouse=True)
+def _quiet_logs():
+    logging.getLogger("fedbench").setLevel(logging.WARNING)
+    yield
