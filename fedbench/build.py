@@ -61,7 +61,7 @@ def build(cfg: DictConfig) -> Experiment:
     torch.manual_seed(derive_seed(cfg.seed, "init"))
     model = build_part(cfg.model)(input_shape=data.input_shape, num_classes=data.num_classes)
     task = ClassifierTask(model, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
-    plan = ClientPlan(cfg.local_epochs, cfg.batch_size, cfg.seed, cfg.lr)
+    plan = ClientPlan(cfg.batch_size, cfg.seed, cfg.lr)
     return Experiment(data, parts, client_data, task, algorithm, backend, plan)
 
 

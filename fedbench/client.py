@@ -17,9 +17,8 @@ from fedbench.seeding import derive_seed, torch_generator
 
 @dataclass(frozen=True)
 class ClientPlan:
-    """How much local work a client does; shared by every backend."""
+    """Local-training settings shared by every client and backend (epochs vary: see workload.py)."""
 
-    epochs: int
     batch_size: int | None
     seed: int
     lr: float
@@ -34,6 +33,7 @@ def run_client(
     client_state: State,
     client: int,
     round_: int,
+    epochs: int,
 ) -> LocalResult:
     """Train (or take a gradient for) ``client`` in ``round_``; all randomness keyed by (seed, round, client)."""
     x, y = data
@@ -41,13 +41,16 @@ def run_client(
     torch.manual_seed(derive_seed(plan.seed, round_, client, "local"))  # dropout & co. in the model
     extra = None if algorithm.local_loss is None else partial(_extra, algorithm, server, client_state)
     t0 = time.perf_counter()
+    start_grad = None
+    if algorithm.start_gradient:  # e.g. SCAFFOLD option I: full local gradient at the server model
+        start_grad, _ = local.gradient(task, server["params"], x, y, batch_size=None, generator=gen)
     if algorithm.work == "gradient":
         grad, loss = local.gradient(task, server["params"], x, y, batch_size=plan.batch_size, generator=gen, extra_loss=extra)
         params, steps = server["params"], 1
     else:
-        grad = None
+        grad = start_grad
         params, steps, loss = local.train(
-            task, server["params"], x, y, epochs=plan.epochs, batch_size=plan.batch_size,
+            task, server["params"], x, y, epochs=epochs, batch_size=plan.batch_size,
             generator=gen, max_steps=algorithm.max_local_steps, extra_loss=extra,
         )
     return LocalResult(client, params, len(y), steps, loss, time.perf_counter() - t0, plan.lr, grad)

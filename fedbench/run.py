@@ -23,6 +23,7 @@ from fedbench.local import evaluate
 from fedbench.metrics import summarize, with_cumulative
 from fedbench.params import get_flat
 from fedbench.sampling import sample_clients
+from fedbench.workload import assign_work
 
 log = logging.getLogger("fedbench")
 
@@ -70,25 +71,31 @@ def run_round(exp: Experiment, cfg: DictConfig, server: State, client_states: di
     t0 = time.perf_counter()
     alg = exp.algorithm
     clients = sample_clients(cfg.num_clients, cfg.client_fraction, cfg.seed, r)
-    states = {c: client_states[c] if c in client_states else alg.init_client(server) for c in clients}
+    work = assign_work(clients, r, cfg.seed, cfg.local_epochs, cfg.local_epochs_max, cfg.straggler_fraction)
+    # dropped stragglers miss the deadline: they got the model but their work never arrives
+    active = [c for c in clients if not (alg.drop_stragglers and c in work.stragglers)]
+    states = {c: client_states[c] if c in client_states else alg.init_client(server) for c in active}
 
     def job(c: int):
-        return run_client(exp.task, alg, exp.plan, exp.client_data[c], server, states[c], c, r)
+        return run_client(exp.task, alg, exp.plan, exp.client_data[c], server, states[c], c, r, work.epochs[c])
 
-    results = exp.backend.map(job, clients)
+    results = exp.backend.map(job, active)
     uploads = []
     for res in results:
         upload, client_states[res.client] = alg.client_upload(server, res, states[res.client])
         uploads.append(upload)
     comm = count_round(server, alg.broadcast, len(clients), uploads)
-    server, _ = alg.server_update(server, uploads)
+    if uploads:
+        server, _ = alg.server_update(server, uploads)
+    else:
+        log.warning("round %d: every sampled client was a dropped straggler; the model is unchanged", r)
     acc, loss = math.nan, math.nan
     if r % cfg.eval_every == 0 or r == cfg.rounds:
         acc, loss = evaluate(exp.task, server["params"], exp.data.x_test, exp.data.y_test)
     n = sum(res.num_samples for res in results)
     row = {
         "round": r, "test_accuracy": acc, "test_loss": loss,
-        "train_loss": sum(res.train_loss * res.num_samples for res in results) / n,
+        "train_loss": sum(res.train_loss * res.num_samples for res in results) / n if n else math.nan,
         "clients": len(clients), "messages_up": comm.messages_up, "messages_down": comm.messages_down,
         "bytes_up": comm.bytes_up, "bytes_down": comm.bytes_down,
         "compute_s": sum(res.compute_s for res in results), "wall_s": time.perf_counter() - t0,

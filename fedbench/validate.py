@@ -35,6 +35,10 @@ def validate_knobs(cfg: Mapping[str, Any]) -> None:
     require(_is_num(cfg["weight_decay"]) and cfg["weight_decay"] >= 0, "weight_decay", ">= 0", cfg["weight_decay"])
     ev = cfg["eval_every"]
     require(_is_int(ev) and ev >= 1, "eval_every", "an integer >= 1", ev)
+    em = cfg["local_epochs_max"]
+    require(em is None or (_is_int(em) and em >= e), "local_epochs_max", f"null or an integer >= local_epochs ({e})", em)
+    sf = cfg["straggler_fraction"]
+    require(_is_num(sf) and 0 <= sf <= 1, "straggler_fraction", "in [0, 1]", sf)
     t = cfg["target_accuracy"]
     require(t is None or (_is_num(t) and 0 <= t <= 1), "target_accuracy", "in [0, 1] or null", t)
 

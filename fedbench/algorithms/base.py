@@ -27,7 +27,7 @@ class LocalResult:
         steps: local optimizer steps taken (``tau_i``).
         train_loss: mean task loss over those steps (local loss terms excluded).
         compute_s: wall time of the local work.
-        grad: gradient at the start model (only for ``work="gradient"``).
+        grad: gradient at the start model (for ``work="gradient"`` or ``start_gradient``).
         lr: the local learning rate used.
     """
 
@@ -80,6 +80,9 @@ class Algorithm:
         broadcast: server-state keys sent to every sampled client (counted as downlink bytes).
         work: ``"train"`` (local epochs of SGD) or ``"gradient"`` (one gradient, no step).
         max_local_steps: cap on local steps per round (FedSGD: 1), None for epochs only.
+        start_gradient: also compute the full local gradient at the server model (``LocalResult.grad``).
+        drop_stragglers: discard stragglers' partial work instead of aggregating it.
+        options: the factory's options, for logs.
     """
 
     name: str
@@ -91,6 +94,8 @@ class Algorithm:
     broadcast: tuple[str, ...] = ("params",)
     work: Literal["train", "gradient"] = "train"
     max_local_steps: int | None = None
+    start_gradient: bool = False
+    drop_stragglers: bool = False
     options: dict = field(default_factory=dict)
 
 

@@ -1,0 +1,1 @@
+"""Datasets: each loader returns a :class:`fedbench.data.base.FederatedData`."""
