@@ -106,3 +106,11 @@ def delta(start: Tensor, end: Tensor) -> Tensor:
 
 def zeros_like_params(server: State) -> Tensor:
     return torch.zeros_like(server["params"])
+
+
+def mean_pseudo_gradient(server: State, uploads: Sequence[Upload], key: str = "delta", weighted: bool = True) -> Tensor:
+    """Mean of the uploads' ``key`` tensors, weighted by sample counts unless ``weighted=False``."""
+    from fedbench.params import weighted_mean
+
+    weights = [u.weight for u in uploads] if weighted else [1.0] * len(uploads)
+    return weighted_mean([u.tensors[key] for u in uploads], weights)

@@ -19,12 +19,13 @@ from fedbench.errors import require, require_choice
 from fedbench.params import weighted_mean
 
 
-def fedavg(upload: str = "weights", server_lr: float = 1.0) -> Algorithm:
+def fedavg(upload: str = "weights", server_lr: float = 1.0, drop_stragglers: bool = True) -> Algorithm:
     """FedAvg.
 
     Args:
         upload: ``weights`` (clients send y_k) or ``pseudo_gradient`` (clients send x - y_k).
         server_lr: server step size on the averaged pseudo-gradient (``pseudo_gradient`` only).
+        drop_stragglers: discard clients that do not finish their epochs (FedProx paper's FedAvg baseline).
     """
     require_choice(upload, "algorithm.upload", ["weights", "pseudo_gradient"])
     require(server_lr > 0, "algorithm.server_lr", "> 0", server_lr)
@@ -38,4 +39,5 @@ def fedavg(upload: str = "weights", server_lr: float = 1.0) -> Algorithm:
         params = avg if upload == "weights" else server["params"] - server_lr * avg
         return {**server, "params": params}, {}
 
-    return Algorithm("fedavg", params_only, client_upload, server_update, options={"upload": upload})
+    return Algorithm("fedavg", params_only, client_upload, server_update, drop_stragglers=drop_stragglers,
+                     options={"upload": upload, "server_lr": server_lr})

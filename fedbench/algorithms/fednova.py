@@ -1,0 +1,53 @@
+"""FedNova: normalized averaging for heterogeneous local work.
+
+Wang, Liu, Liang, Joshi, Poor. "Tackling the Objective Inconsistency Problem in Heterogeneous
+Federated Optimization", NeurIPS 2020 (Section 4, eq. 6). Client i takes tau_i local steps;
+its cumulative update ``x - y_i = lr * sum_k a_ik g_ik`` is normalized by ``||a_i||_1`` into
+``d_i = (x - y_i) / ||a_i||_1``, and the server steps
+``x <- x - server_lr * tau_eff * sum_i p_i d_i`` with ``tau_eff = sum_i p_i ||a_i||_1`` and
+``p_i = n_i / sum_j n_j``. For plain local SGD ``||a_i||_1 = tau_i``; with local momentum rho,
+``||a_i||_1 = (tau_i - rho (1 - rho^tau_i) / (1 - rho)) / (1 - rho)``. With equal tau_i it is FedAvg.
+Clients upload d_i and the scalar ||a_i||_1 (4 bytes, counted).
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+
+from fedbench.algorithms.base import Algorithm, LocalResult, State, Upload, params_only
+from fedbench.errors import require
+from fedbench.params import weighted_mean
+
+
+def a_norm(steps: int, momentum: float) -> float:
+    """``||a_i||_1`` of local SGD (with momentum ``rho``) after ``steps`` steps."""
+    if momentum == 0:
+        return float(steps)
+    return (steps - momentum * (1 - momentum**steps) / (1 - momentum)) / (1 - momentum)
+
+
+def fednova(server_lr: float = 1.0, momentum: float = 0.0) -> Algorithm:
+    """FedNova.
+
+    Args:
+        server_lr: global step size (1 recovers the paper's update).
+        momentum: the clients' local SGD momentum (the config passes ``${momentum}``).
+    """
+    require(server_lr > 0, "algorithm.server_lr", "> 0", server_lr)
+    require(0 <= momentum < 1, "algorithm.momentum", "in [0, 1)", momentum)
+
+    def client_upload(server: State, local: LocalResult, client: State) -> tuple[Upload, State]:
+        norm = a_norm(local.steps, momentum)
+        tensors = {"d": (server["params"] - local.params) / norm, "a_norm": torch.tensor([norm])}
+        return Upload(local.client, tensors, local.num_samples, local.steps), client
+
+    def server_update(server: State, uploads: Sequence[Upload]) -> tuple[State, dict[str, float]]:
+        weights = [u.weight for u in uploads]
+        tau_eff = float(weighted_mean([u.tensors["a_norm"] for u in uploads], weights))
+        d = weighted_mean([u.tensors["d"] for u in uploads], weights)
+        return {**server, "params": server["params"] - server_lr * tau_eff * d}, {"tau_eff": tau_eff}
+
+    return Algorithm("fednova", params_only, client_upload, server_update,
+                     options={"server_lr": server_lr, "momentum": momentum})
