@@ -1,0 +1,48 @@
+"""Find and load run folders; reports read only what runs wrote to disk."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+
+@dataclass
+class RunRecord:
+    """One run folder: its summary (with the resolved config) or why it cannot be used."""
+
+    path: Path
+    summary: dict[str, Any] = field(default_factory=dict)
+    problem: str | None = None
+
+
+def find_run_dirs(roots: Iterable[Path]) -> list[Path]:
+    """Every folder under ``roots`` that looks like a run (has metrics.csv, summary.json or .hydra/)."""
+    found = set()
+    for root in roots:
+        for marker in ("metrics.csv", "summary.json", ".hydra/config.yaml"):
+            found.update(p.parent if marker != ".hydra/config.yaml" else p.parent.parent for p in root.rglob(marker))
+    return sorted(found)
+
+
+def load_run(path: Path) -> RunRecord:
+    """Load ``summary.json``; a run without one is unfinished (or crashed) and says so."""
+    summary = path / "summary.json"
+    if not summary.exists():
+        rows = max(0, sum(1 for _ in (path / "metrics.csv").open()) - 1) if (path / "metrics.csv").exists() else 0
+        return RunRecord(path, problem=f"unfinished: no summary.json ({rows} rounds in metrics.csv)")
+    try:
+        return RunRecord(path, json.loads(summary.read_text()))
+    except json.JSONDecodeError as err:
+        return RunRecord(path, problem=f"unreadable summary.json: {err}")
+
+
+def config_value(summary: dict[str, Any], dotted: str) -> Any:
+    """``config_value(s, "algorithm.mu")`` from the run's resolved config (None if absent)."""
+    node: Any = summary.get("config", {})
+    for part in dotted.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return None
+        node = node[part]
+    return node

@@ -1,0 +1,62 @@
+"""Markdown summary table of a sweep, grouped by chosen config keys (mean over seeds).
+
+    uv run python -m fedbench.report.table outputs/multirun/<sweep> --by algorithm.mu straggler_fraction
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+from collections import defaultdict
+from pathlib import Path
+from typing import Any, Sequence
+
+from fedbench.report.runs import RunRecord, config_value, find_run_dirs, load_run
+
+METRICS = ("final_accuracy", "best_accuracy", "rounds_to_target", "total_messages_up", "total_bytes_up", "total_wall_s")
+
+
+def _mean(values: list[Any]) -> Any:
+    nums = [v for v in values if v is not None]
+    if not nums:
+        return None
+    return statistics.fmean(nums) if len(nums) > 1 else nums[0]
+
+
+def _fmt(v: Any) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:.4f}" if v < 10 else f"{v:.1f}"
+    return str(v)
+
+
+def summary_table(runs: Sequence[RunRecord], by: Sequence[str]) -> str:
+    """Rows grouped by ``by`` keys; each metric the mean over the group's runs (seeds), n = runs."""
+    groups: dict[tuple, list[RunRecord]] = defaultdict(list)
+    for run in runs:
+        groups[tuple(config_value(run.summary, k) for k in by)].append(run)
+    lines = ["| " + " | ".join([*by, "n", *METRICS]) + " |", "|" + "---|" * (len(by) + 1 + len(METRICS))]
+    for key in sorted(groups, key=lambda k: tuple(str(x) for x in k)):
+        members = groups[key]
+        cells = [*map(_fmt, key), str(len(members))]
+        cells += [_fmt(_mean([m.summary.get(metric) for m in members])) for metric in METRICS]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Markdown summary table of fedbench runs")
+    parser.add_argument("paths", nargs="+", type=Path, help="run or sweep folders")
+    parser.add_argument("--by", nargs="+", default=["algorithm._target_"], help="config keys to group by")
+    args = parser.parse_args(argv)
+    records = [load_run(p) for p in find_run_dirs(args.paths)]
+    if not records:
+        raise SystemExit(f"no run folders under {', '.join(map(str, args.paths))}")
+    for bad in (r for r in records if r.problem):
+        print(f"skipped {bad.path}: {bad.problem}")
+    print(summary_table([r for r in records if not r.problem], args.by))
+
+
+if __name__ == "__main__":
+    main()
