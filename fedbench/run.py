@@ -6,6 +6,7 @@ evaluate -> log. Tests call ``run`` directly with a composed config.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import time
@@ -15,6 +16,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from fedbench import checkpoint
 from fedbench.algorithms.base import State
 from fedbench.build import Experiment, build, build_part, save_partition
 from fedbench.client import run_client
@@ -40,23 +42,33 @@ class RunResult:
 
 
 def run(cfg: DictConfig) -> RunResult:
-    """Run one experiment end to end; bad config raises ConfigError before any training."""
+    """Run one experiment end to end (or continue it from a checkpoint); bad config raises
+    ConfigError before any training and before anything on disk is touched."""
     exp = build(cfg)
     out = Path(cfg.output_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    save_partition(exp, out)
     config = OmegaConf.to_container(cfg, resolve=True)
-    logger = build_part(cfg.logger)(str(out), config)
-    server = exp.algorithm.init(get_flat(exp.task))
-    client_states: dict[int, State] = {}
-    log.info("%s on %s: %d clients, %d params, %d rounds -> %s", exp.algorithm.name, exp.data.name,
-             cfg.num_clients, server["params"].numel(), cfg.rounds, out)
-    rows: list[dict[str, Any]] = []
-    for r in range(1, cfg.rounds + 1):
+    restored = checkpoint.resume_point(cfg.resume, out, config)
+    out.mkdir(parents=True, exist_ok=True)
+    if restored and restored["round"] >= cfg.rounds and (out / "summary.json").exists():
+        log.info("%s already finished %d rounds; skipping (resume=none starts over)", out, restored["round"])
+        return RunResult(out, restored["rows"], json.loads((out / "summary.json").read_text()),
+                         restored["server"], restored["client_states"])
+    save_partition(exp, out)
+    server = restored["server"] if restored else exp.algorithm.init(get_flat(exp.task))
+    client_states: dict[int, State] = restored["client_states"] if restored else {}
+    rows: list[dict[str, Any]] = restored["rows"] if restored else []
+    logger = build_part(cfg.logger)(str(out), config, rows)
+    log.info("%s on %s: %d clients, %d params, %d rounds%s -> %s", exp.algorithm.name, exp.data.name, cfg.num_clients,
+             server["params"].numel(), cfg.rounds, f" (resuming after round {len(rows)})" if rows else "", out)
+    for r in range(len(rows) + 1, cfg.rounds + 1):
         row, server = run_round(exp, cfg, server, client_states, r)
         rows.append(with_cumulative(row, rows[-1] if rows else None))
         logger.log_round(rows[-1])
         _log_row(rows[-1], cfg.rounds)
+        if cfg.checkpoint_every and (r % cfg.checkpoint_every == 0 or r == cfg.rounds):
+            checkpoint.save(out / "checkpoint", {"round": r, "server": server, "client_states": client_states,
+                                                 "rows": rows, "fingerprint": checkpoint.fingerprint(config),
+                                                 "config": checkpoint.comparable(config)})
     extra = {"algorithm": exp.algorithm.name, "dataset": exp.data.name, "num_params": server["params"].numel(),
              "output_dir": str(out), "config": config}
     summary = summarize(rows, cfg.target_accuracy, extra)

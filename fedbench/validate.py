@@ -39,6 +39,8 @@ def validate_knobs(cfg: Mapping[str, Any]) -> None:
     require(em is None or (_is_int(em) and em >= e), "local_epochs_max", f"null or an integer >= local_epochs ({e})", em)
     sf = cfg["straggler_fraction"]
     require(_is_num(sf) and 0 <= sf <= 1, "straggler_fraction", "in [0, 1]", sf)
+    ce = cfg["checkpoint_every"]
+    require(_is_int(ce) and ce >= 0, "checkpoint_every", "an integer >= 0 (0 = never)", ce)
     t = cfg["target_accuracy"]
     require(t is None or (_is_num(t) and 0 <= t <= 1), "target_accuracy", "in [0, 1] or null", t)
 

@@ -6,7 +6,7 @@ import csv as _csv
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from fedbench.loggers import Logger
 from fedbench.metrics import COLUMNS
@@ -19,13 +19,21 @@ def write_json(path: Path, payload: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
-def csv_logger(output_dir: str, config: dict[str, Any] | None = None) -> Logger:
-    """Append each round to ``<output_dir>/metrics.csv``; write ``summary.json`` at the end."""
+def csv_logger(output_dir: str, config: dict[str, Any] | None = None, history: Sequence[dict[str, Any]] = ()) -> Logger:
+    """Append each round to ``<output_dir>/metrics.csv``; write ``summary.json`` at the end.
+
+    ``history`` holds the rows restored from a checkpoint: the file is rewritten (atomically) to
+    exactly those rows, dropping any rounds logged after that checkpoint, which will be re-run.
+    """
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
     path = out / "metrics.csv"
-    with path.open("w", newline="") as f:
-        _csv.writer(f).writerow(COLUMNS)
+    tmp = path.with_suffix(".csv.tmp")
+    with tmp.open("w", newline="") as f:
+        writer = _csv.DictWriter(f, COLUMNS, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(history)
+    os.replace(tmp, path)
 
     def log_round(row: dict[str, Any]) -> None:
         with path.open("a", newline="") as f:

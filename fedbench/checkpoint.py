@@ -1,0 +1,91 @@
+"""Per-round checkpoints: written atomically, loaded safely, checked against the config.
+
+A checkpoint holds everything needed to continue: the server state (global model, optimizer
+moments, control variates), every client's persistent state, the metric rows so far and the
+round counter. No RNG state is needed: every draw is keyed by (seed, round, client, purpose),
+so a resumed run draws exactly what an uninterrupted one would.
+
+Files are written to a temporary name, fsynced and renamed over the old checkpoint
+(``os.replace`` is atomic on POSIX), so a kill at any moment leaves either the old or the new
+checkpoint, never a torn one. Loading uses ``torch.load(weights_only=True)``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from fedbench.errors import ConfigError
+
+FORMAT = 1
+FILENAME = "checkpoint.pt"
+# keys that may differ between the run that wrote a checkpoint and the run resuming it
+RESUMABLE_DIFFERENCES = ("output_dir", "resume", "checkpoint_every", "rounds", "logger")
+
+
+class CheckpointError(ConfigError):
+    """A checkpoint is unreadable or belongs to a different experiment."""
+
+
+def comparable(config: dict[str, Any]) -> dict[str, Any]:
+    """The part of a resolved config that must match for a resume."""
+    return {k: v for k, v in config.items() if k not in RESUMABLE_DIFFERENCES}
+
+
+def fingerprint(config: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(comparable(config), sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def save(directory: Path, payload: dict[str, Any]) -> Path:
+    """Atomically write ``payload`` to ``directory/checkpoint.pt``."""
+    directory.mkdir(parents=True, exist_ok=True)
+    final = directory / FILENAME
+    tmp = directory / f".{FILENAME}.tmp-{os.getpid()}"
+    with tmp.open("wb") as f:
+        torch.save({"format": FORMAT, **payload}, f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, final)
+    return final
+
+
+def locate(path: str | Path) -> Path:
+    """A checkpoint file given itself, its folder, or a run folder holding ``checkpoint/``."""
+    path = Path(path)
+    for candidate in (path, path / FILENAME, path / "checkpoint" / FILENAME):
+        if candidate.is_file():
+            return candidate
+    raise CheckpointError(f"resume: no checkpoint at {path} (looked for {FILENAME} there and in checkpoint/)")
+
+
+def load(path: Path, config: dict[str, Any]) -> dict[str, Any]:
+    """Load and validate a checkpoint for ``config``; errors say what is wrong and never delete it."""
+    try:
+        payload = torch.load(path, weights_only=True, map_location="cpu")
+    except Exception as err:  # noqa: BLE001 - any unpickling failure means a corrupt file
+        raise CheckpointError(f"checkpoint {path} is corrupt or unreadable ({type(err).__name__}: {err}); "
+                              "move it away to start over, or pass resume=<another checkpoint>") from err
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise CheckpointError(f"checkpoint {path} has an unknown format (expected format {FORMAT})")
+    if payload["fingerprint"] != fingerprint(config):
+        theirs, ours = payload["config"], comparable(config)
+        diff = sorted(k for k in set(theirs) | set(ours) if theirs.get(k) != ours.get(k))
+        raise CheckpointError(f"checkpoint {path} was written by a different config (differs in: {', '.join(diff)}); "
+                              "use a new output directory, or resume=<path> with the matching config")
+    return payload
+
+
+def resume_point(resume: str | None, output_dir: Path, config: dict[str, Any]) -> dict[str, Any] | None:
+    """The checkpoint to continue from: ``resume=auto`` uses the run folder's own if present,
+    ``resume=<path>`` that one (it must exist), ``resume=none`` starts fresh."""
+    if resume in (None, "none"):
+        return None
+    if resume == "auto":
+        own = output_dir / "checkpoint" / FILENAME
+        return load(own, config) if own.is_file() else None
+    return load(locate(resume), config)
