@@ -1,9 +1,15 @@
 """``python -m fedbench [overrides]``: the Hydra entry point over :func:`fedbench.run.run`."""
 
+import warnings
+
 import hydra
 from omegaconf import DictConfig
 
 from fedbench.cli import guarded
+
+# conf/hydra/launcher/submitit_*.yaml deliberately share their names with the plugin's schemas,
+# so the documented `hydra/launcher=submitit_slurm` gets our defaults, validated by that schema.
+warnings.filterwarnings("ignore", message=".*validated against ConfigStore schema with the same name")
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")

@@ -1,0 +1,56 @@
+"""The headline grid on a real single-node SLURM cluster (slurmctld + slurmd + slurmdbd on localhost).
+
+Started by tests/slurm/slurm-up.sh (installs Debian's slurm-wlm, munge, slurmdbd and MariaDB when
+missing) and stopped afterwards. Needs root; skipped with the reason elsewhere.
+"""
+
+import json
+import re
+import os
+import shutil
+import subprocess
+
+import pytest
+
+from tests.conftest import ROOT
+from tests.test_end_to_end import _cli
+
+SCRIPTS = ROOT / "tests" / "slurm"
+
+
+def _why_not() -> str | None:
+    if os.name != "posix" or os.geteuid() != 0:
+        return "the local SLURM cluster needs root (it starts munged, slurmctld, slurmd, slurmdbd)"
+    if not shutil.which("slurmctld") and not shutil.which("apt-get"):
+        return "slurm-wlm is not installed and apt-get is not available to install it"
+    return None
+
+
+@pytest.fixture(scope="module")
+def slurm_cluster():
+    reason = _why_not()
+    if reason:
+        pytest.skip(reason)
+    env = {**os.environ, "SLURM_ACCOUNTING": "1"}
+    up = subprocess.run(["bash", str(SCRIPTS / "slurm-up.sh")], env=env, capture_output=True, text=True, timeout=900)
+    assert up.returncode == 0, f"slurm-up.sh failed:\n{up.stdout[-2000:]}\n{up.stderr[-2000:]}"
+    yield
+    subprocess.run(["bash", str(SCRIPTS / "slurm-down.sh")], capture_output=True, timeout=300)
+
+
+@pytest.mark.slurm
+@pytest.mark.slow
+def test_grid_runs_through_submitit_slurm(slurm_cluster, tmp_path):
+    proc = _cli("-m", "algorithm=fedavg,scaffold", "hydra/launcher=submitit_slurm", "rounds=3",
+                "hydra.launcher.cpus_per_task=1", "hydra.launcher.mem_gb=2", "hydra.launcher.timeout_min=10",
+                f"hydra.sweep.dir={tmp_path}", cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    summaries = [json.loads(p.read_text()) for p in sorted(tmp_path.glob("*/summary.json"))]
+    assert sorted(s["algorithm"] for s in summaries) == ["fedavg", "scaffold"]
+    assert all(s["rounds_completed"] == 3 and s["final_accuracy"] > 0.5 for s in summaries)
+    # the jobs really went through SLURM: submitit's per-job folders and the accounting database know them
+    job_dirs = [d for d in (tmp_path / ".submitit").iterdir() if re.fullmatch(r"\d+_\d+", d.name)]  # <array>_<task>
+    assert len(job_dirs) == 2, "expected one submitit folder per job"
+    job_id = job_dirs[0].name.split("_")[0]
+    sacct = subprocess.run(["sacct", "-n", "-X", "-j", job_id, "-o", "JobName%40,State"], capture_output=True, text=True)
+    assert "fedbench" in sacct.stdout and "COMPLETED" in sacct.stdout, sacct.stdout
