@@ -22,6 +22,7 @@ from fedbench.build import Experiment, build, build_part, save_partition
 from fedbench.client import run_client
 from fedbench.comm import count_round
 from fedbench.local import evaluate
+from fedbench.loggers import null_logger
 from fedbench.metrics import summarize, with_cumulative
 from fedbench.params import get_flat
 from fedbench.sampling import sample_clients
@@ -53,19 +54,22 @@ def run(cfg: DictConfig) -> RunResult:
         log.info("%s already finished %d rounds; skipping (resume=none starts over)", out, restored["round"])
         return RunResult(out, restored["rows"], json.loads((out / "summary.json").read_text()),
                          restored["server"], restored["client_states"])
-    save_partition(exp, out)
+    main = exp.backend.is_main  # only rank 0 of a distributed run evaluates and writes
+    if main:
+        save_partition(exp, out)
     server = restored["server"] if restored else exp.algorithm.init(get_flat(exp.task))
     client_states: dict[int, State] = restored["client_states"] if restored else {}
     rows: list[dict[str, Any]] = restored["rows"] if restored else []
-    logger = build_part(cfg.logger)(str(out), config, rows)
+    logger = build_part(cfg.logger)(str(out), config, rows) if main else null_logger()
     log.info("%s on %s: %d clients, %d params, %d rounds%s -> %s", exp.algorithm.name, exp.data.name, cfg.num_clients,
              server["params"].numel(), cfg.rounds, f" (resuming after round {len(rows)})" if rows else "", out)
     for r in range(len(rows) + 1, cfg.rounds + 1):
         row, server = run_round(exp, cfg, server, client_states, r)
         rows.append(with_cumulative(row, rows[-1] if rows else None))
         logger.log_round(rows[-1])
-        _log_row(rows[-1], cfg.rounds)
-        if cfg.checkpoint_every and (r % cfg.checkpoint_every == 0 or r == cfg.rounds):
+        if main:
+            _log_row(rows[-1], cfg.rounds)
+        if main and cfg.checkpoint_every and (r % cfg.checkpoint_every == 0 or r == cfg.rounds):
             checkpoint.save(out / "checkpoint", {"round": r, "server": server, "client_states": client_states,
                                                  "rows": rows, "fingerprint": checkpoint.fingerprint(config),
                                                  "config": checkpoint.comparable(config)})
@@ -73,8 +77,9 @@ def run(cfg: DictConfig) -> RunResult:
              "output_dir": str(out), "config": config}
     summary = summarize(rows, cfg.target_accuracy, extra)
     logger.finish(summary)
-    log.info("done: final accuracy %s, best %s (round %s), rounds to %.2f: %s", summary["final_accuracy"],
-             summary["best_accuracy"], summary["best_round"], cfg.target_accuracy or 0, summary["rounds_to_target"])
+    if main:
+        log.info("done: final accuracy %s, best %s (round %s), rounds to %.2f: %s", summary["final_accuracy"],
+                 summary["best_accuracy"], summary["best_round"], cfg.target_accuracy or 0, summary["rounds_to_target"])
     return RunResult(out, rows, summary, server, client_states)
 
 
@@ -102,7 +107,7 @@ def run_round(exp: Experiment, cfg: DictConfig, server: State, client_states: di
     else:
         log.warning("round %d: every sampled client was a dropped straggler; the model is unchanged", r)
     acc, loss = math.nan, math.nan
-    if r % cfg.eval_every == 0 or r == cfg.rounds:
+    if exp.backend.is_main and (r % cfg.eval_every == 0 or r == cfg.rounds):
         acc, loss = evaluate(exp.task, server["params"], exp.data.x_test, exp.data.y_test)
     n = sum(res.num_samples for res in results)
     row = {

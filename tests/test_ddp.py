@@ -1,0 +1,52 @@
+"""backend=ddp under torchrun (2 CPU processes, gloo) gives the in-process numbers."""
+
+import csv
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from fedbench.backends.ddp import rank_and_world
+from fedbench.run import run
+from tests.conftest import ROOT, compose_config
+
+TORCHRUN = Path(sys.executable).parent / "torchrun"
+
+
+def test_rank_and_world_from_launcher_environments(monkeypatch):
+    for key in ("RANK", "WORLD_SIZE", "SLURM_PROCID", "SLURM_NTASKS", "OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE"):
+        monkeypatch.delenv(key, raising=False)
+    assert rank_and_world() == (0, 1)
+    monkeypatch.setenv("OMPI_COMM_WORLD_RANK", "3"), monkeypatch.setenv("OMPI_COMM_WORLD_SIZE", "4")
+    assert rank_and_world() == (3, 4)
+    monkeypatch.setenv("SLURM_PROCID", "1"), monkeypatch.setenv("SLURM_NTASKS", "2")
+    assert rank_and_world() == (1, 2)
+    monkeypatch.setenv("RANK", "0"), monkeypatch.setenv("WORLD_SIZE", "2")
+    assert rank_and_world() == (0, 2)  # torchrun's variables win
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("algorithm", ["fedavg", "scaffold"])
+def test_torchrun_two_processes_match_inprocess(tmp_path, algorithm):
+    args = [f"algorithm={algorithm}", "rounds=3", "num_clients=10", "client_fraction=0.5", "partitioner=dirichlet"]
+    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "MASTER_PORT")}
+    port = str(29500 + (os.getpid() + len(algorithm)) % 1000)
+    proc = subprocess.run([str(TORCHRUN), "--nproc_per_node", "2", "--master_port", port, "-m", "fedbench",
+                           "backend=ddp", *args, f"hydra.run.dir={tmp_path / 'ddp'}"],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # torchrun runs each rank with OMP_NUM_THREADS=1: same float reduction order
+    try:
+        ref = run(compose_config(args, tmp_path / "inprocess"))
+    finally:
+        torch.set_num_threads(threads)
+    with (tmp_path / "ddp" / "metrics.csv").open() as f:
+        ddp_acc = [float(r["test_accuracy"]) for r in csv.DictReader(f)]
+    assert ddp_acc == pytest.approx([r["test_accuracy"] for r in ref.rows], abs=1e-5)
+    ddp_params = torch.load(tmp_path / "ddp" / "checkpoint" / "checkpoint.pt", weights_only=True)["server"]["params"]
+    diff = (ddp_params - ref.server["params"]).abs().max().item()
+    assert diff <= 1e-5, f"max parameter difference {diff}"
