@@ -9,7 +9,7 @@ from fedbench.cli import guarded
 
 # conf/hydra/launcher/submitit_*.yaml deliberately share their names with the plugin's schemas,
 # so the documented `hydra/launcher=submitit_slurm` gets our defaults, validated by that schema.
-warnings.filterwarnings("ignore", message=".*validated against ConfigStore schema with the same name")
+warnings.filterwarnings("ignore", message=r"\s*'hydra/launcher/submitit_\w+' is validated against ConfigStore schema")
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")

@@ -12,7 +12,16 @@ from fedbench.loggers import Logger
 from tests.conftest import CONF
 from tests.fake_vision import write_cifar10, write_mnist
 
-OPTIONS = sorted((p.parent.name, p.stem) for p in CONF.glob("*/*.yaml") if p.parent.name != "hydra")
+GROUPS = ("algorithm", "dataset", "partitioner", "model", "backend", "logger")
+OPTIONS = sorted((p.parent.name, p.stem) for p in CONF.glob("*/*.yaml") if p.parent.name in GROUPS)
+STUDIES = sorted(p.stem for p in CONF.glob("study/*.yaml"))
+LAUNCHERS = sorted(p.stem for p in CONF.glob("hydra/launcher/*.yaml"))
+
+
+def test_every_yaml_is_covered():
+    covered = {f"{g}/{o}.yaml" for g, o in OPTIONS} | {f"study/{s}.yaml" for s in STUDIES} | \
+        {f"hydra/launcher/{n}.yaml" for n in LAUNCHERS} | {"config.yaml", "local.example/slurm.yaml"}
+    assert {str(p.relative_to(CONF)) for p in CONF.rglob("*.yaml")} == covered
 EXPECTED_TYPE = {"algorithm": Algorithm, "backend": Backend, "dataset": FederatedData}
 
 
@@ -35,6 +44,11 @@ def test_option_composes_and_instantiates(make_cfg, vision_root, tmp_path, group
     extra = [f"dataset.root={vision_root}"] if group == "dataset" and option in ("mnist", "fashion_mnist", "cifar10") else []
     cfg = make_cfg(f"{group}={option}", *extra)
     part = instantiate(cfg[group])
+    if group == "backend" and part.name == "ddp":  # a 1-process gloo group: tear it down again
+        import torch.distributed as dist
+
+        assert (part.rank, part.world_size) == (0, 1)
+        dist.destroy_process_group()
     if group in EXPECTED_TYPE:
         assert isinstance(part, EXPECTED_TYPE[group])
     elif group == "model":
@@ -51,3 +65,27 @@ def test_mcmahan_model_sizes():
     count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
     assert count(mlp((1, 28, 28), 10)) == 199_210  # "2NN" on MNIST
     assert count(cnn((1, 28, 28), 10)) == 1_663_370  # McMahan et al.'s CNN on MNIST
+
+
+@pytest.mark.parametrize("study", STUDIES)
+def test_study_composes_and_builds(make_cfg, study):
+    from fedbench.build import build
+
+    cfg = make_cfg(f"+study={study}")
+    exp = build(cfg)
+    assert exp.algorithm.name and len(exp.parts) == cfg.num_clients
+
+
+@pytest.mark.parametrize("launcher", LAUNCHERS)
+def test_launcher_composes_with_site_overrides(launcher, tmp_path):
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose("config", overrides=[f"hydra/launcher={launcher}"], return_hydra_config=True)
+    launcher_cfg = cfg.hydra.launcher
+    assert launcher_cfg._target_.endswith("SlurmLauncher" if launcher == "submitit_slurm" else "LocalLauncher")
+    assert launcher_cfg.name == "fedbench"
+    if launcher == "submitit_slurm":  # every key of the documented site example is a valid launcher key
+        example = OmegaConf.load(CONF / "local.example" / "slurm.yaml")
+        assert set(example) <= set(launcher_cfg)
