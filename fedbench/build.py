@@ -18,6 +18,7 @@ from fedbench.backends import Backend
 from fedbench.client import ClientPlan
 from fedbench.data.base import FederatedData
 from fedbench.errors import ConfigError
+from fedbench.network import Network
 from fedbench.partition.common import label_counts
 from fedbench.seeding import derive_seed
 from fedbench.tasks.classifier import ClassifierTask
@@ -35,6 +36,7 @@ class Experiment:
     algorithm: Algorithm
     backend: Backend
     plan: ClientPlan
+    network: Network
 
 
 def build_part(node: DictConfig, **kwargs: Any) -> Any:
@@ -53,6 +55,7 @@ def build(cfg: DictConfig) -> Experiment:
     validate_knobs(cfg)
     algorithm: Algorithm = build_part(cfg.algorithm)
     partitioner = build_part(cfg.partitioner)
+    network: Network = build_part(cfg.network)
     backend: Backend = build_part(cfg.backend)
     data: FederatedData = build_part(cfg.dataset)
     validate_sizes(cfg.num_clients, len(data.y_train))
@@ -62,7 +65,7 @@ def build(cfg: DictConfig) -> Experiment:
     model = build_part(cfg.model)(input_shape=data.input_shape, num_classes=data.num_classes)
     task = ClassifierTask(model, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
     plan = ClientPlan(cfg.batch_size, cfg.seed, cfg.lr)
-    return Experiment(data, parts, client_data, task, algorithm, backend, plan)
+    return Experiment(data, parts, client_data, task, algorithm, backend, plan, network)
 
 
 def save_partition(exp: Experiment, output_dir: Path) -> None:

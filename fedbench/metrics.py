@@ -9,7 +9,7 @@ COLUMNS = (
     "round", "test_accuracy", "test_loss", "train_loss", "clients",
     "messages_up", "messages_down", "bytes_up", "bytes_down",
     "cum_messages_up", "cum_messages_down", "cum_bytes_up", "cum_bytes_down",
-    "compute_s", "wall_s",
+    "compute_s", "aggregate_s", "eval_s", "comm_sim_s", "wall_s",
 )
 _CUMULATIVE = ("messages_up", "messages_down", "bytes_up", "bytes_down")
 

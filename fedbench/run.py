@@ -24,6 +24,7 @@ from fedbench.comm import count_round
 from fedbench.local import evaluate
 from fedbench.loggers import null_logger
 from fedbench.metrics import summarize, with_cumulative
+from fedbench.network import round_comm_time
 from fedbench.params import get_flat
 from fedbench.sampling import sample_clients
 from fedbench.workload import assign_work
@@ -97,6 +98,7 @@ def run_round(exp: Experiment, cfg: DictConfig, server: State, client_states: di
         return run_client(exp.task, alg, exp.plan, exp.client_data[c], server, states[c], c, r, work.epochs[c])
 
     results = exp.backend.map(job, active)
+    t_agg = time.perf_counter()
     uploads = []
     for res in results:
         upload, client_states[res.client] = alg.client_upload(server, res, states[res.client])
@@ -106,6 +108,7 @@ def run_round(exp: Experiment, cfg: DictConfig, server: State, client_states: di
         server, _ = alg.server_update(server, uploads)
     else:
         log.warning("round %d: every sampled client was a dropped straggler; the model is unchanged", r)
+    t_eval = time.perf_counter()
     acc, loss = math.nan, math.nan
     if exp.backend.is_main and (r % cfg.eval_every == 0 or r == cfg.rounds):
         acc, loss = evaluate(exp.task, server["params"], exp.data.x_test, exp.data.y_test)
@@ -115,7 +118,10 @@ def run_round(exp: Experiment, cfg: DictConfig, server: State, client_states: di
         "train_loss": sum(res.train_loss * res.num_samples for res in results) / n if n else math.nan,
         "clients": len(clients), "messages_up": comm.messages_up, "messages_down": comm.messages_down,
         "bytes_up": comm.bytes_up, "bytes_down": comm.bytes_down,
-        "compute_s": sum(res.compute_s for res in results), "wall_s": time.perf_counter() - t0,
+        "compute_s": sum(res.compute_s for res in results), "aggregate_s": t_eval - t_agg,
+        "eval_s": time.perf_counter() - t_eval,
+        "comm_sim_s": round_comm_time(exp.network, len(uploads), comm.bytes_down, comm.bytes_up),
+        "wall_s": time.perf_counter() - t0,
     }
     return row, server
 

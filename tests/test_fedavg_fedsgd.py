@@ -88,3 +88,5 @@ def test_messages_and_bytes_per_round(make_cfg, algorithm):
         assert row["messages_up"] + row["messages_down"] == 2 * 3
         assert row["bytes_up"] == row["bytes_down"] == 3 * params * 4
     assert result.rows[-1]["cum_bytes_up"] == 2 * 3 * params * 4
+    # default network: star, 1 ms latency, 1 Gbit/s -> 2 alpha + (up + down) / B
+    assert result.rows[-1]["comm_sim_s"] == pytest.approx(2e-3 + 2 * 3 * params * 4 / 1.25e8)

@@ -16,7 +16,7 @@ from fedbench.errors import ConfigError
 from fedbench.run import run
 from tests.conftest import ROOT, compose_config
 
-TIMING = ("compute_s", "wall_s")  # wall-clock columns can never repeat exactly; every other column must
+TIMING = ("compute_s", "aggregate_s", "eval_s", "wall_s")  # wall-clock columns can never repeat exactly; every other column must
 
 
 def _rows(path: Path) -> list[dict]:
