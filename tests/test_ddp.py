@@ -38,15 +38,20 @@ def test_torchrun_two_processes_match_inprocess(tmp_path, algorithm):
                            "backend=ddp", *args, f"hydra.run.dir={tmp_path / 'ddp'}"],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-4000:]
+    assert_matches_inprocess(args, tmp_path / "ddp", tmp_path / "inprocess")
+
+
+def assert_matches_inprocess(args: list[str], ddp_dir: Path, ref_dir: Path) -> None:
+    """Per-round accuracy and final parameters of a distributed run equal an in-process run's (1e-5)."""
     threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # torchrun runs each rank with OMP_NUM_THREADS=1: same float reduction order
+    torch.set_num_threads(1)  # each rank runs with OMP_NUM_THREADS=1: same float reduction order
     try:
-        ref = run(compose_config(args, tmp_path / "inprocess"))
+        ref = run(compose_config(args, ref_dir))
     finally:
         torch.set_num_threads(threads)
-    with (tmp_path / "ddp" / "metrics.csv").open() as f:
+    with (ddp_dir / "metrics.csv").open() as f:
         ddp_acc = [float(r["test_accuracy"]) for r in csv.DictReader(f)]
     assert ddp_acc == pytest.approx([r["test_accuracy"] for r in ref.rows], abs=1e-5)
-    ddp_params = torch.load(tmp_path / "ddp" / "checkpoint" / "checkpoint.pt", weights_only=True)["server"]["params"]
+    ddp_params = torch.load(ddp_dir / "checkpoint" / "checkpoint.pt", weights_only=True)["server"]["params"]
     diff = (ddp_params - ref.server["params"]).abs().max().item()
     assert diff <= 1e-5, f"max parameter difference {diff}"

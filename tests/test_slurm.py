@@ -9,6 +9,7 @@ import re
 import os
 import shutil
 import subprocess
+import sys
 
 import pytest
 
@@ -54,3 +55,20 @@ def test_grid_runs_through_submitit_slurm(slurm_cluster, tmp_path):
     job_id = job_dirs[0].name.split("_")[0]
     sacct = subprocess.run(["sacct", "-n", "-X", "-j", job_id, "-o", "JobName%40,State"], capture_output=True, text=True)
     assert "fedbench" in sacct.stdout and "COMPLETED" in sacct.stdout, sacct.stdout
+
+
+@pytest.mark.slurm
+@pytest.mark.slow
+def test_srun_two_tasks_match_inprocess(slurm_cluster, tmp_path):
+    """backend=ddp with rank/world from SLURM_PROCID/SLURM_NTASKS (srun -n 2) equals in-process."""
+    from tests.test_ddp import assert_matches_inprocess
+
+    args = ["algorithm=scaffold", "rounds=3", "num_clients=10", "client_fraction=0.5", "partitioner=dirichlet"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MASTER_PORT": str(29600 + os.getpid() % 300)}
+    for key in ("RANK", "WORLD_SIZE"):
+        env.pop(key, None)
+    proc = subprocess.run(["srun", "-n", "2", "--cpus-per-task", "1", "-t", "10", sys.executable, "-m", "fedbench",
+                           "backend=ddp", *args, f"hydra.run.dir={tmp_path / 'srun'}"],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert_matches_inprocess(args, tmp_path / "srun", tmp_path / "inprocess")
