@@ -10,7 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable, Literal, Sequence
 
-import torch
 from torch import Tensor
 
 State = dict[str, Tensor]
@@ -102,10 +101,6 @@ class Algorithm:
 def delta(start: Tensor, end: Tensor) -> Tensor:
     """Pseudo-gradient ``start - end``: the direction the server steps against."""
     return start - end
-
-
-def zeros_like_params(server: State) -> Tensor:
-    return torch.zeros_like(server["params"])
 
 
 def mean_pseudo_gradient(server: State, uploads: Sequence[Upload], key: str = "delta", weighted: bool = True) -> Tensor:
