@@ -12,6 +12,8 @@ from typing import Callable, Literal, Sequence
 
 from torch import Tensor
 
+from fedbench.params import weighted_mean
+
 State = dict[str, Tensor]
 
 
@@ -47,7 +49,6 @@ class Upload:
     client: int
     tensors: dict[str, Tensor]
     weight: float
-    steps: int = 0
 
 
 ClientUpload = Callable[[State, LocalResult, State], "tuple[Upload, State]"]
@@ -103,9 +104,7 @@ def delta(start: Tensor, end: Tensor) -> Tensor:
     return start - end
 
 
-def mean_pseudo_gradient(server: State, uploads: Sequence[Upload], key: str = "delta", weighted: bool = True) -> Tensor:
+def mean_upload(uploads: Sequence[Upload], key: str, weighted: bool = True) -> Tensor:
     """Mean of the uploads' ``key`` tensors, weighted by sample counts unless ``weighted=False``."""
-    from fedbench.params import weighted_mean
-
     weights = [u.weight for u in uploads] if weighted else [1.0] * len(uploads)
     return weighted_mean([u.tensors[key] for u in uploads], weights)

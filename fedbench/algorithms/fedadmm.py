@@ -49,7 +49,7 @@ def fedadmm(num_clients: int, rho: float = 0.01) -> Algorithm:
     def client_upload(server: State, local: LocalResult, client: State) -> tuple[Upload, State]:
         dual = client["dual"] + rho * (local.params - server["params"])
         augmented = local.params + dual / rho
-        upload = Upload(local.client, {"delta_u": augmented - client["augmented"]}, local.num_samples, local.steps)
+        upload = Upload(local.client, {"delta_u": augmented - client["augmented"]}, local.num_samples)
         return upload, {"dual": dual, "augmented": augmented}
 
     def server_update(server: State, uploads: Sequence[Upload]) -> tuple[State, dict[str, float]]:

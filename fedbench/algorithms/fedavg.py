@@ -14,9 +14,8 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from fedbench.algorithms.base import Algorithm, LocalResult, State, Upload, delta, params_only
+from fedbench.algorithms.base import Algorithm, LocalResult, State, Upload, delta, mean_upload, params_only
 from fedbench.errors import require, require_choice
-from fedbench.params import weighted_mean
 
 
 def fedavg(upload: str = "weights", server_lr: float = 1.0, drop_stragglers: bool = True) -> Algorithm:
@@ -32,10 +31,10 @@ def fedavg(upload: str = "weights", server_lr: float = 1.0, drop_stragglers: boo
 
     def client_upload(server: State, local: LocalResult, client: State) -> tuple[Upload, State]:
         body = local.params if upload == "weights" else delta(server["params"], local.params)
-        return Upload(local.client, {upload: body}, local.num_samples, local.steps), client
+        return Upload(local.client, {upload: body}, local.num_samples), client
 
     def server_update(server: State, uploads: Sequence[Upload]) -> tuple[State, dict[str, float]]:
-        avg = weighted_mean([u.tensors[upload] for u in uploads], [u.weight for u in uploads])
+        avg = mean_upload(uploads, upload)
         params = avg if upload == "weights" else server["params"] - server_lr * avg
         return {**server, "params": params}, {}
 

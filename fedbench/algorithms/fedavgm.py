@@ -13,7 +13,7 @@ from typing import Sequence
 import torch
 from torch import Tensor
 
-from fedbench.algorithms.base import Algorithm, LocalResult, State, Upload, delta, mean_pseudo_gradient
+from fedbench.algorithms.base import Algorithm, LocalResult, State, Upload, delta, mean_upload
 from fedbench.errors import require
 
 
@@ -31,10 +31,10 @@ def fedavgm(server_lr: float = 1.0, momentum: float = 0.9) -> Algorithm:
         return {"params": params.clone(), "velocity": torch.zeros_like(params)}
 
     def client_upload(server: State, local: LocalResult, client: State) -> tuple[Upload, State]:
-        return Upload(local.client, {"delta": delta(server["params"], local.params)}, local.num_samples, local.steps), client
+        return Upload(local.client, {"delta": delta(server["params"], local.params)}, local.num_samples), client
 
     def server_update(server: State, uploads: Sequence[Upload]) -> tuple[State, dict[str, float]]:
-        velocity = momentum * server["velocity"] + mean_pseudo_gradient(server, uploads)
+        velocity = momentum * server["velocity"] + mean_upload(uploads, "delta")
         return {"params": server["params"] - server_lr * velocity, "velocity": velocity}, {}
 
     return Algorithm("fedavgm", init, client_upload, server_update, options={"server_lr": server_lr, "momentum": momentum})

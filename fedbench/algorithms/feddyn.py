@@ -42,7 +42,7 @@ def feddyn(num_clients: int, alpha: float = 0.01) -> Algorithm:
 
     def client_upload(server: State, local: LocalResult, client: State) -> tuple[Upload, State]:
         grad = client["grad"] - alpha * (local.params - server["params"])
-        return Upload(local.client, {"weights": local.params}, local.num_samples, local.steps), {"grad": grad}
+        return Upload(local.client, {"weights": local.params}, local.num_samples), {"grad": grad}
 
     def server_update(server: State, uploads: Sequence[Upload]) -> tuple[State, dict[str, float]]:
         models = [u.tensors["weights"] for u in uploads]

@@ -16,9 +16,8 @@ from typing import Sequence
 
 import torch
 
-from fedbench.algorithms.base import Algorithm, LocalResult, State, Upload, params_only
+from fedbench.algorithms.base import Algorithm, LocalResult, State, Upload, mean_upload, params_only
 from fedbench.errors import require
-from fedbench.params import weighted_mean
 
 
 def a_norm(steps: int, momentum: float) -> float:
@@ -41,12 +40,11 @@ def fednova(server_lr: float = 1.0, momentum: float = 0.0) -> Algorithm:
     def client_upload(server: State, local: LocalResult, client: State) -> tuple[Upload, State]:
         norm = a_norm(local.steps, momentum)
         tensors = {"d": (server["params"] - local.params) / norm, "a_norm": torch.tensor([norm])}
-        return Upload(local.client, tensors, local.num_samples, local.steps), client
+        return Upload(local.client, tensors, local.num_samples), client
 
     def server_update(server: State, uploads: Sequence[Upload]) -> tuple[State, dict[str, float]]:
-        weights = [u.weight for u in uploads]
-        tau_eff = float(weighted_mean([u.tensors["a_norm"] for u in uploads], weights))
-        d = weighted_mean([u.tensors["d"] for u in uploads], weights)
+        tau_eff = float(mean_upload(uploads, "a_norm"))
+        d = mean_upload(uploads, "d")
         return {**server, "params": server["params"] - server_lr * tau_eff * d}, {"tau_eff": tau_eff}
 
     return Algorithm("fednova", params_only, client_upload, server_update,

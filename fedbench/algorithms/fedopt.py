@@ -22,7 +22,7 @@ from typing import Sequence
 import torch
 from torch import Tensor
 
-from fedbench.algorithms.base import Algorithm, LocalResult, State, Upload, mean_pseudo_gradient
+from fedbench.algorithms.base import Algorithm, LocalResult, State, Upload, mean_upload
 from fedbench.errors import require, require_choice
 
 METHODS = ("adagrad", "adam", "yogi")
@@ -53,10 +53,10 @@ def fedopt(method: str, server_lr: float, beta1: float = 0.9, beta2: float = 0.9
         return {"params": params.clone(), "m": torch.zeros_like(params), "v": torch.full_like(params, v0)}
 
     def client_upload(server: State, local: LocalResult, client: State) -> tuple[Upload, State]:
-        return Upload(local.client, {"delta": local.params - server["params"]}, local.num_samples, local.steps), client
+        return Upload(local.client, {"delta": local.params - server["params"]}, local.num_samples), client
 
     def server_update(server: State, uploads: Sequence[Upload]) -> tuple[State, dict[str, float]]:
-        delta = mean_pseudo_gradient(server, uploads)
+        delta = mean_upload(uploads, "delta")
         m = beta1 * server["m"] + (1 - beta1) * delta
         v = second_moment(method, server["v"], delta, beta2)
         params = server["params"] + server_lr * m / (v.sqrt() + tau)

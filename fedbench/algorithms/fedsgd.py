@@ -14,9 +14,8 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from fedbench.algorithms.base import Algorithm, LocalResult, State, Upload, params_only
+from fedbench.algorithms.base import Algorithm, LocalResult, State, Upload, mean_upload, params_only
 from fedbench.errors import require, require_choice
-from fedbench.params import weighted_mean
 
 
 def fedsgd(upload: str = "gradient", lr: float = 0.1) -> Algorithm:
@@ -31,10 +30,10 @@ def fedsgd(upload: str = "gradient", lr: float = 0.1) -> Algorithm:
 
     def client_upload(server: State, local: LocalResult, client: State) -> tuple[Upload, State]:
         body = local.grad if upload == "gradient" else local.params
-        return Upload(local.client, {upload: body}, local.num_samples, local.steps), client
+        return Upload(local.client, {upload: body}, local.num_samples), client
 
     def server_update(server: State, uploads: Sequence[Upload]) -> tuple[State, dict[str, float]]:
-        avg = weighted_mean([u.tensors[upload] for u in uploads], [u.weight for u in uploads])
+        avg = mean_upload(uploads, upload)
         params = server["params"] - lr * avg if upload == "gradient" else avg
         return {**server, "params": params}, {}
 

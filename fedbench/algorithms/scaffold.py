@@ -21,7 +21,7 @@ from typing import Sequence
 import torch
 from torch import Tensor
 
-from fedbench.algorithms.base import Algorithm, LocalResult, State, Upload, mean_pseudo_gradient
+from fedbench.algorithms.base import Algorithm, LocalResult, State, Upload, mean_upload
 from fedbench.errors import require, require_choice
 from fedbench.params import weighted_sum
 
@@ -54,10 +54,10 @@ def scaffold(num_clients: int, server_lr: float = 1.0, option: str = "II") -> Al
         else:
             c_new = c_i - c + (x - local.params) / (local.steps * local.lr)
         tensors = {"delta": local.params - x, "delta_c": c_new - c_i}
-        return Upload(local.client, tensors, local.num_samples, local.steps), {"c": c_new}
+        return Upload(local.client, tensors, local.num_samples), {"c": c_new}
 
     def server_update(server: State, uploads: Sequence[Upload]) -> tuple[State, dict[str, float]]:
-        params = server["params"] + server_lr * mean_pseudo_gradient(server, uploads, weighted=False)
+        params = server["params"] + server_lr * mean_upload(uploads, "delta", weighted=False)
         c = server["c"] + weighted_sum([u.tensors["delta_c"] for u in uploads], [1.0 / num_clients] * len(uploads))
         return {"params": params, "c": c}, {}
 
