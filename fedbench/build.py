@@ -22,7 +22,7 @@ from fedbench.network import Network
 from fedbench.partition.common import label_counts
 from fedbench.seeding import derive_seed
 from fedbench.tasks.classifier import ClassifierTask
-from fedbench.validate import validate_knobs, validate_sizes
+from fedbench.validate import validate_sizes
 
 
 @dataclass(frozen=True)
@@ -51,8 +51,8 @@ def build_part(node: DictConfig, **kwargs: Any) -> Any:
 
 
 def build(cfg: DictConfig) -> Experiment:
-    """Validate knobs, build every part, load and partition the data; no training yet."""
-    validate_knobs(cfg)
+    """Build every part (each checks its own options), load and partition the data; no training yet.
+    ``run`` validates the flat knobs before calling this."""
     algorithm: Algorithm = build_part(cfg.algorithm)
     partitioner = build_part(cfg.partitioner)
     network: Network = build_part(cfg.network)

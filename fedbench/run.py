@@ -27,6 +27,7 @@ from fedbench.metrics import summarize, with_cumulative
 from fedbench.network import round_comm_time
 from fedbench.params import get_flat
 from fedbench.sampling import sample_clients
+from fedbench.validate import validate_knobs
 from fedbench.workload import assign_work
 
 log = logging.getLogger("fedbench")
@@ -46,15 +47,17 @@ class RunResult:
 def run(cfg: DictConfig) -> RunResult:
     """Run one experiment end to end (or continue it from a checkpoint); bad config raises
     ConfigError before any training and before anything on disk is touched."""
-    exp = build(cfg)
+    validate_knobs(cfg)
     out = Path(cfg.output_dir)
     config = OmegaConf.to_container(cfg, resolve=True)
     restored = checkpoint.resume_point(cfg.resume, out, config)
-    out.mkdir(parents=True, exist_ok=True)
     if restored and restored["round"] >= cfg.rounds and (out / "summary.json").exists():
+        # checked before build(): a rerun grid's finished jobs load no data and build no model
         log.info("%s already finished %d rounds; skipping (resume=none starts over)", out, restored["round"])
         return RunResult(out, restored["rows"], json.loads((out / "summary.json").read_text()),
                          restored["server"], restored["client_states"])
+    exp = build(cfg)
+    out.mkdir(parents=True, exist_ok=True)
     main = exp.backend.is_main  # only rank 0 of a distributed run evaluates and writes
     if main:
         save_partition(exp, out)
@@ -62,8 +65,9 @@ def run(cfg: DictConfig) -> RunResult:
     client_states: dict[int, State] = restored["client_states"] if restored else {}
     rows: list[dict[str, Any]] = restored["rows"] if restored else []
     logger = build_part(cfg.logger)(str(out), config, rows) if main else null_logger()
-    log.info("%s on %s: %d clients, %d params, %d rounds%s -> %s", exp.algorithm.name, exp.data.name, cfg.num_clients,
-             server["params"].numel(), cfg.rounds, f" (resuming after round {len(rows)})" if rows else "", out)
+    log.info("%s %s on %s: %d clients, %d params, %d rounds%s -> %s", exp.algorithm.name, exp.algorithm.options,
+             exp.data.name, cfg.num_clients, server["params"].numel(), cfg.rounds,
+             f" (resuming after round {len(rows)})" if rows else "", out)
     for r in range(len(rows) + 1, cfg.rounds + 1):
         row, server = run_round(exp, cfg, server, client_states, r)
         rows.append(with_cumulative(row, rows[-1] if rows else None))

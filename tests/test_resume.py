@@ -38,11 +38,16 @@ def test_continuing_a_run_matches_an_uninterrupted_one(tmp_path):
     assert torch.equal(resumed.server["c"], whole.server["c"])
 
 
-def test_finished_run_is_skipped(tmp_path, caplog):
+def test_finished_run_is_skipped(tmp_path, caplog, monkeypatch):
     cfg = compose_config(["rounds=2"], tmp_path / "run")
     run(cfg)
     stamp = (tmp_path / "run" / "summary.json").stat().st_mtime_ns
     caplog.set_level("INFO", logger="fedbench")
+
+    def no_build(cfg):
+        raise AssertionError("a finished run must not load data or build a model")
+
+    monkeypatch.setattr("fedbench.run.build", no_build)
     again = run(cfg)
     assert "already finished 2 rounds; skipping" in caplog.text
     assert (tmp_path / "run" / "summary.json").stat().st_mtime_ns == stamp and len(again.rows) == 2
