@@ -23,6 +23,7 @@ from fedbench.partition.common import label_counts
 from fedbench.seeding import derive_seed
 from fedbench.tasks.classifier import ClassifierTask
 from fedbench.validate import validate_sizes
+from fedbench.workload import speed_factors
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,7 @@ class Experiment:
     backend: Backend
     plan: ClientPlan
     network: Network
+    speeds: list[float]
 
 
 def build_part(node: DictConfig, **kwargs: Any) -> Any:
@@ -65,7 +67,8 @@ def build(cfg: DictConfig) -> Experiment:
     model = build_part(cfg.model)(input_shape=data.input_shape, num_classes=data.num_classes)
     task = ClassifierTask(model, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
     plan = ClientPlan(cfg.batch_size, cfg.seed, cfg.lr)
-    return Experiment(data, parts, client_data, task, algorithm, backend, plan, network)
+    speeds = speed_factors(cfg.num_clients, cfg.seed, cfg.client_speed.sigma, cfg.client_speed.factors)
+    return Experiment(data, parts, client_data, task, algorithm, backend, plan, network, speeds)
 
 
 def save_partition(exp: Experiment, output_dir: Path) -> None:

@@ -25,7 +25,7 @@ from fedbench.errors import ConfigError
 FORMAT = 1
 FILENAME = "checkpoint.pt"
 # keys that may differ between the run that wrote a checkpoint and the run resuming it
-RESUMABLE_DIFFERENCES = ("output_dir", "resume", "checkpoint_every", "rounds", "logger")
+RESUMABLE_DIFFERENCES = ("output_dir", "resume", "checkpoint_every", "rounds", "logger", "stop_at_target")
 
 
 class CheckpointError(ConfigError):

@@ -6,19 +6,25 @@ import math
 from typing import Any, Sequence
 
 COLUMNS = (
-    "round", "test_accuracy", "test_loss", "train_loss", "clients",
+    "round", "test_accuracy", "test_loss", "train_loss", "clients", "steps",
     "messages_up", "messages_down", "bytes_up", "bytes_down",
     "cum_messages_up", "cum_messages_down", "cum_bytes_up", "cum_bytes_down",
-    "compute_s", "aggregate_s", "eval_s", "comm_sim_s", "wall_s",
+    "compute_s", "aggregate_s", "eval_s", "comm_s", "idle_s", "comm_sim_s", "sim_round_s", "cum_sim_round_s",
+    "wall_s", "cum_wall_s",
 )
-_CUMULATIVE = ("messages_up", "messages_down", "bytes_up", "bytes_down")
+_CUMULATIVE = ("messages_up", "messages_down", "bytes_up", "bytes_down", "sim_round_s", "wall_s")
+# measured wall-clock columns: never repeat exactly between two runs (every other column does)
+TIMING_COLUMNS = ("compute_s", "aggregate_s", "eval_s", "comm_s", "idle_s", "sim_round_s", "cum_sim_round_s",
+                  "wall_s", "cum_wall_s")
+RANK_COLUMNS = ("round", "rank", "compute_s", "wait_s", "comm_s")
 
 
 def with_cumulative(row: dict[str, Any], previous: dict[str, Any] | None) -> dict[str, Any]:
     """Add ``cum_*`` columns: running totals of messages and bytes."""
     out = dict(row)
     for key in _CUMULATIVE:
-        out[f"cum_{key}"] = row[key] + (previous[f"cum_{key}"] if previous else 0)
+        if key in row:
+            out[f"cum_{key}"] = row[key] + (previous[f"cum_{key}"] if previous else 0)
     return out
 
 
@@ -51,6 +57,6 @@ def summarize(rows: Sequence[dict[str, Any]], target: float | None, extra: dict[
         "total_messages_down": last.get("cum_messages_down", 0),
         "total_bytes_up": last.get("cum_bytes_up", 0),
         "total_bytes_down": last.get("cum_bytes_down", 0),
-        "total_compute_s": sum(r["compute_s"] for r in rows),
-        "total_wall_s": sum(r["wall_s"] for r in rows),
+        **{f"total_{k}": sum(r.get(k, 0.0) for r in rows)
+           for k in ("compute_s", "aggregate_s", "eval_s", "comm_s", "idle_s", "comm_sim_s", "sim_round_s", "wall_s")},
     }

@@ -14,16 +14,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import torch
 from omegaconf import DictConfig, OmegaConf
 
-from fedbench import checkpoint
+from fedbench import checkpoint, launch
 from fedbench.algorithms.base import State
 from fedbench.build import Experiment, build, build_part, save_partition
 from fedbench.client import run_client
 from fedbench.comm import count_round
 from fedbench.local import evaluate
 from fedbench.loggers import null_logger
-from fedbench.metrics import summarize, with_cumulative
+from fedbench.metrics import rounds_to_target, summarize, with_cumulative
 from fedbench.network import round_comm_time
 from fedbench.params import get_flat
 from fedbench.sampling import sample_clients
@@ -48,10 +49,20 @@ def run(cfg: DictConfig) -> RunResult:
     """Run one experiment end to end (or continue it from a checkpoint); bad config raises
     ConfigError before any training and before anything on disk is touched."""
     validate_knobs(cfg)
+    processes, threads = launch.plan(cfg.backend)
     out = Path(cfg.output_dir)
     config = OmegaConf.to_container(cfg, resolve=True)
+    if processes:  # backend.workers=N without a launcher: fork N ranks that each run this config
+        launch.spawn(processes, threads, run, cfg)
+        return _from_disk(cfg, out, config)
+    if threads:
+        torch.set_num_threads(threads)
+    if cfg.paradigm != "federated":
+        from fedbench.paradigms import run_trainer
+
+        return run_trainer(cfg)
     restored = checkpoint.resume_point(cfg.resume, out, config)
-    if restored and restored["round"] >= cfg.rounds and (out / "summary.json").exists():
+    if restored and _finished(cfg, restored["rows"]) and (out / "summary.json").exists():
         # checked before build(): a rerun grid's finished jobs load no data and build no model
         log.info("%s already finished %d rounds; skipping (resume=none starts over)", out, restored["round"])
         return RunResult(out, restored["rows"], json.loads((out / "summary.json").read_text()),
@@ -78,6 +89,10 @@ def run(cfg: DictConfig) -> RunResult:
             checkpoint.save(out / "checkpoint", {"round": r, "server": server, "client_states": client_states,
                                                  "rows": rows, "fingerprint": checkpoint.fingerprint(config),
                                                  "config": checkpoint.comparable(config)})
+        if cfg.stop_at_target and exp.backend.agree(rounds_to_target(rows, cfg.target_accuracy) is not None):
+            if main:
+                log.info("reached target accuracy %.4f at round %d: stopping (stop_at_target)", cfg.target_accuracy, r)
+            break
     extra = {"algorithm": exp.algorithm.name, "dataset": exp.data.name, "num_params": server["params"].numel(),
              "output_dir": str(out), "config": config}
     summary = summarize(rows, cfg.target_accuracy, extra)
@@ -86,6 +101,20 @@ def run(cfg: DictConfig) -> RunResult:
         log.info("done: final accuracy %s, best %s (round %s), rounds to %.2f: %s", summary["final_accuracy"],
                  summary["best_accuracy"], summary["best_round"], cfg.target_accuracy or 0, summary["rounds_to_target"])
     return RunResult(out, rows, summary, server, client_states)
+
+
+def _from_disk(cfg: DictConfig, out: Path, config: dict[str, Any]) -> RunResult:
+    """The result rank 0 of forked workers left in ``out``."""
+    restored = checkpoint.resume_point("auto", out, config) if cfg.checkpoint_every else None
+    summary = json.loads((out / "summary.json").read_text())
+    if restored:
+        return RunResult(out, restored["rows"], summary, restored["server"], restored["client_states"])
+    return RunResult(out, [], summary, {}, {})
+
+
+def _finished(cfg: DictConfig, rows: list[dict[str, Any]]) -> bool:
+    """All rounds done, or the target reached with ``stop_at_target``."""
+    return len(rows) >= cfg.rounds or bool(cfg.stop_at_target and rounds_to_target(rows, cfg.target_accuracy))
 
 
 def run_round(exp: Experiment, cfg: DictConfig, server: State, client_states: dict[int, State], r: int):
@@ -102,6 +131,7 @@ def run_round(exp: Experiment, cfg: DictConfig, server: State, client_states: di
         return run_client(exp.task, alg, exp.plan, exp.client_data[c], server, states[c], c, r, work.epochs[c])
 
     results = exp.backend.map(job, active)
+    ranks = [dict(t) for t in exp.backend.rank_times]
     t_agg = time.perf_counter()
     uploads = []
     for res in results:
@@ -117,15 +147,18 @@ def run_round(exp: Experiment, cfg: DictConfig, server: State, client_states: di
     if exp.backend.is_main and (r % cfg.eval_every == 0 or r == cfg.rounds):
         acc, loss = evaluate(exp.task, server["params"], exp.data.x_test, exp.data.y_test)
     n = sum(res.num_samples for res in results)
+    comm_sim = round_comm_time(exp.network, len(uploads), comm.bytes_down, comm.bytes_up)
     row = {
         "round": r, "test_accuracy": acc, "test_loss": loss,
         "train_loss": sum(res.train_loss * res.num_samples for res in results) / n if n else math.nan,
-        "clients": len(clients), "messages_up": comm.messages_up, "messages_down": comm.messages_down,
+        "clients": len(clients), "steps": sum(res.steps for res in results), "messages_up": comm.messages_up, "messages_down": comm.messages_down,
         "bytes_up": comm.bytes_up, "bytes_down": comm.bytes_down,
         "compute_s": sum(res.compute_s for res in results), "aggregate_s": t_eval - t_agg,
         "eval_s": time.perf_counter() - t_eval,
-        "comm_sim_s": round_comm_time(exp.network, len(uploads), comm.bytes_down, comm.bytes_up),
-        "wall_s": time.perf_counter() - t0,
+        "comm_s": max(t["comm_s"] for t in ranks), "idle_s": sum(t["wait_s"] for t in ranks),
+        "comm_sim_s": comm_sim,
+        "sim_round_s": max((res.compute_s / exp.speeds[res.client] for res in results), default=0.0) + comm_sim,
+        "wall_s": time.perf_counter() - t0, "ranks": ranks,
     }
     return row, server
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from fedbench.errors import require
+from fedbench.errors import require, require_choice
 
 
 def _is_int(v: Any) -> bool:
@@ -43,6 +43,16 @@ def validate_knobs(cfg: Mapping[str, Any]) -> None:
     require(_is_int(ce) and ce >= 0, "checkpoint_every", "an integer >= 0 (0 = never)", ce)
     t = cfg["target_accuracy"]
     require(t is None or (_is_num(t) and 0 <= t <= 1), "target_accuracy", "in [0, 1] or null", t)
+    st = cfg["stop_at_target"]
+    require(isinstance(st, bool), "stop_at_target", "true or false", st)
+    require(not st or t is not None, "stop_at_target", "false when target_accuracy is null", st)
+
+    sp = cfg["client_speed"]
+    require(_is_num(sp["sigma"]) and sp["sigma"] >= 0, "client_speed.sigma", ">= 0", sp["sigma"])
+    f = sp["factors"]
+    require(f is None or (len(f) == cfg["num_clients"] and all(_is_num(v) and v > 0 for v in f)),
+            "client_speed.factors", f"null or a list of num_clients ({cfg['num_clients']}) numbers > 0", f)
+    require_choice(cfg["paradigm"], "paradigm", ("federated", "centralized", "data_parallel"))
 
 
 def validate_sizes(num_clients: int, num_samples: int) -> None:

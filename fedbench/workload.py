@@ -38,3 +38,14 @@ def assign_work(
     for c in chosen:
         plan[int(c)] = int(numpy_generator(seed, round_, int(c), "straggler-epochs").integers(1, max(1, plan[int(c)] - 1) + 1))
     return Workload(plan, frozenset(int(c) for c in chosen))
+
+
+def speed_factors(num_clients: int, seed: int, sigma: float, factors: list[float] | None) -> list[float]:
+    """Per-client device speed (1 = this machine): ``factors`` as given, else ``exp(N(0, sigma^2))``
+    drawn once per run (sigma 0: all 1). A client's simulated time is its measured compute time
+    divided by its speed; a synchronous round lasts as long as its slowest client."""
+    if factors is not None:
+        return [float(f) for f in factors]
+    if sigma == 0:
+        return [1.0] * num_clients
+    return [float(v) for v in numpy_generator(seed, "client-speed").lognormal(0.0, sigma, num_clients)]

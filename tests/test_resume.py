@@ -13,10 +13,11 @@ import torch
 
 from fedbench import checkpoint
 from fedbench.errors import ConfigError
+from fedbench.metrics import TIMING_COLUMNS
 from fedbench.run import run
 from tests.conftest import ROOT, compose_config
 
-TIMING = ("compute_s", "aggregate_s", "eval_s", "wall_s")  # wall-clock columns can never repeat exactly; every other column must
+TIMING = TIMING_COLUMNS  # wall-clock columns can never repeat exactly; every other column must
 
 
 def _rows(path: Path) -> list[dict]:

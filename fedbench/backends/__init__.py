@@ -2,22 +2,33 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Callable, Sequence, TypeVar
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence, TypeVar
 
 T = TypeVar("T")
 R = TypeVar("R")
 
 
+def _same(flag: bool) -> bool:
+    return flag
+
+
 @dataclass(frozen=True)
 class Backend:
     """``map(job, clients)`` runs ``job(client)`` for each client and returns results in client order
-    on every rank; only rank 0 (``is_main``) evaluates and writes outputs."""
+    on every rank; only rank 0 (``is_main``) evaluates and writes outputs.
+
+    ``rank_times`` holds, after each ``map``, one dict per rank: ``compute_s`` (its clients' local
+    work), ``wait_s`` (idle at the barrier, waiting for the slowest rank) and ``comm_s`` (the
+    collective that exchanges the results). ``agree(flag)`` returns rank 0's ``flag`` on every rank.
+    """
 
     name: str
     map: Callable[[Callable[[int], R], Sequence[int]], list[R]]
     rank: int = 0
     world_size: int = 1
+    agree: Callable[[bool], bool] = _same
+    rank_times: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def is_main(self) -> bool:

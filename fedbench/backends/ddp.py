@@ -13,12 +13,14 @@ backend's. gloo on CPU, NCCL when every rank has a GPU.
 from __future__ import annotations
 
 import os
+import time
 from typing import Callable, Sequence
 
 import torch
 import torch.distributed as dist
 
 from fedbench.backends import Backend
+from fedbench.errors import require_choice
 
 _ENV = (("RANK", "WORLD_SIZE"), ("SLURM_PROCID", "SLURM_NTASKS"), ("OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE"))
 
@@ -42,16 +44,38 @@ def _init(backend: str) -> None:
     dist.init_process_group(backend, rank=rank, world_size=world)
 
 
-def ddp(backend: str = "auto") -> Backend:
-    """Clients spread over the ranks of a torch.distributed process group (``backend``: auto, gloo, nccl)."""
+def ddp(backend: str = "auto", workers: int | None = None, threads: int | None = None) -> Backend:
+    """Clients spread over the ranks of a torch.distributed process group.
+
+    Args:
+        backend: ``auto`` (NCCL when there are GPUs, else gloo), ``gloo`` or ``nccl``.
+        workers: ranks to start on this machine when no launcher did (``fedbench.launch``);
+            null = whatever torchrun / srun / mpirun started (1 when launched plainly).
+        threads: torch intra-op threads per rank (null = torch's default); 1 for scaling studies.
+    """
+    require_choice(backend, "backend.backend", ("auto", "gloo", "nccl"))
     _init(backend)
     rank, world = dist.get_rank(), dist.get_world_size()
+    times: list = []
 
     def run_map(job: Callable, clients: Sequence[int]) -> list:
+        t0 = time.perf_counter()
         mine = {c: job(c) for c in clients[rank::world]}
+        t1 = time.perf_counter()
+        dist.barrier()  # idle time: waiting for the slowest rank
+        t2 = time.perf_counter()
         gathered: list[dict | None] = [None] * world
         dist.all_gather_object(gathered, mine)
+        t3 = time.perf_counter()
+        timing: list = [None] * world
+        dist.all_gather_object(timing, (t1 - t0, t2 - t1, t3 - t2))
+        times[:] = [{"rank": i, "compute_s": a, "wait_s": b, "comm_s": c} for i, (a, b, c) in enumerate(timing)]
         merged = {c: res for part in gathered for c, res in part.items()}
         return [merged[c] for c in clients]
 
-    return Backend("ddp", run_map, rank=rank, world_size=world)
+    def agree(flag: bool) -> bool:
+        box = [flag]
+        dist.broadcast_object_list(box, src=0)
+        return bool(box[0])
+
+    return Backend("ddp", run_map, rank=rank, world_size=world, agree=agree, rank_times=times)
