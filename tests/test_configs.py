@@ -15,12 +15,14 @@ from tests.fake_vision import write_cifar10, write_mnist
 GROUPS = ("algorithm", "dataset", "partitioner", "model", "backend", "logger")
 OPTIONS = sorted((p.parent.name, p.stem) for p in CONF.glob("*/*.yaml") if p.parent.name in GROUPS)
 STUDIES = sorted(p.stem for p in CONF.glob("study/*.yaml"))
+GLOBAL_GROUPS = ("arm", "fedavg_arch")  # @package _global_ option groups that studies sweep with "+group=option"
+GLOBAL_OPTIONS = sorted(f"{p.parent.name}/{p.stem}.yaml" for g in GLOBAL_GROUPS for p in CONF.glob(f"{g}/*.yaml"))
 LAUNCHERS = sorted(p.stem for p in CONF.glob("hydra/launcher/*.yaml"))
 
 
 def test_every_yaml_is_covered():
     covered = {f"{g}/{o}.yaml" for g, o in OPTIONS} | {f"study/{s}.yaml" for s in STUDIES} | \
-        {f"hydra/launcher/{n}.yaml" for n in LAUNCHERS} | {"config.yaml", "local.example/slurm.yaml"}
+        {f"hydra/launcher/{n}.yaml" for n in LAUNCHERS} | {"config.yaml", "local.example/slurm.yaml"} | set(GLOBAL_OPTIONS)
     assert {str(p.relative_to(CONF)) for p in CONF.rglob("*.yaml")} == covered
 EXPECTED_TYPE = {"algorithm": Algorithm, "backend": Backend, "dataset": FederatedData}
 
@@ -67,13 +69,47 @@ def test_mcmahan_model_sizes():
     assert count(cnn((1, 28, 28), 10)) == 1_663_370  # McMahan et al.'s CNN on MNIST
 
 
-@pytest.mark.parametrize("study", STUDIES)
-def test_study_composes_and_builds(make_cfg, study):
-    from fedbench.build import build
+def _sweep(study: str) -> list[list[str]]:
+    """Every job's overrides of a study's sweep (the basic sweeper's cartesian product)."""
+    import itertools
 
-    cfg = make_cfg(f"+study={study}")
+    from omegaconf import OmegaConf
+
+    params = OmegaConf.select(OmegaConf.load(CONF / "study" / f"{study}.yaml"), "hydra.sweeper.params") or {}
+    axes = [[f"{k}={v.strip()}" for v in str(values).split(",")] for k, values in params.items()]
+    return [list(combo) for combo in itertools.product(*axes)]
+
+
+@pytest.mark.parametrize("study", STUDIES)
+def test_study_composes_and_builds(make_cfg, vision_root, study):
+    import torch.distributed as dist
+
+    from fedbench.build import build
+    from fedbench.validate import validate_knobs
+
+    jobs = _sweep(study)
+    # the fake MNIST files hold 60 training images: 20 clients keep 3 each
+    root = [f"dataset.root={vision_root}", "num_clients=20"] if study == "fedavg_mnist" else []
+    for job in jobs:  # every job of the grid composes and passes the knob checks
+        validate_knobs(make_cfg(f"+study={study}", *root, *job))
+    cfg = make_cfg(f"+study={study}", *root, *jobs[0])
     exp = build(cfg)
+    if dist.is_initialized():
+        dist.destroy_process_group()
     assert exp.algorithm.name and len(exp.parts) == cfg.num_clients
+
+
+def test_every_global_option_is_swept_by_a_study():
+    swept = {f"{o.split('=')[0].lstrip('+')}/{o.split('=')[1]}.yaml" for s in STUDIES for job in _sweep(s) for o in job}
+    assert set(GLOBAL_OPTIONS) <= swept
+
+
+def test_weak_scaling_keeps_clients_per_worker():
+    for workers in (1, 2, 4):
+        from tests.conftest import compose_config
+
+        cfg = compose_config(["+study=weak_scaling", f"backend.workers={workers}"], Path("/tmp/unused"))
+        assert int(cfg.client_fraction * cfg.num_clients) == 4 * workers
 
 
 @pytest.mark.parametrize("launcher", LAUNCHERS)
