@@ -39,6 +39,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from fedbench.backends.ddp import rank_and_world
 from fedbench.build import build_part
 from fedbench.errors import ConfigError
+from fedbench.hardware import hardware
 from fedbench.local import evaluate
 from fedbench.loggers import null_logger
 from fedbench.metrics import summarize, with_cumulative
@@ -180,7 +181,7 @@ def run_trainer(cfg: DictConfig):  # -> fedbench.run.RunResult
                         enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0,
                         num_sanity_val_steps=0, callbacks=[recorder])
     trainer.fit(task, train_dataloaders=loader)
-    extra = {"algorithm": cfg.paradigm, "dataset": data.name, "num_params": get_flat(task).numel(), "world_size": world,
+    extra = {"algorithm": cfg.paradigm, "dataset": data.name, "num_train": len(data.y_train), "hardware": hardware(world), "num_params": get_flat(task).numel(), "world_size": world,
              "output_dir": str(out), "config": config}
     summary = summarize(recorder.rows, cfg.target_accuracy, extra)
     logger.finish(summary)

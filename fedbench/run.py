@@ -24,6 +24,7 @@ from fedbench.client import run_client
 from fedbench.comm import count_round
 from fedbench.local import evaluate
 from fedbench.loggers import null_logger
+from fedbench.hardware import hardware
 from fedbench.metrics import rounds_to_target, summarize, with_cumulative
 from fedbench.network import round_comm_time
 from fedbench.params import get_flat
@@ -89,11 +90,16 @@ def run(cfg: DictConfig) -> RunResult:
             checkpoint.save(out / "checkpoint", {"round": r, "server": server, "client_states": client_states,
                                                  "rows": rows, "fingerprint": checkpoint.fingerprint(config),
                                                  "config": checkpoint.comparable(config)})
+        if math.isnan(rows[-1]["train_loss"]) and rows[-1]["steps"]:  # every rank sees the same results
+            log.error("round %d: the training loss is NaN; the run diverged (lower lr?); stopping", r)
+            break
         if cfg.stop_at_target and exp.backend.agree(rounds_to_target(rows, cfg.target_accuracy) is not None):
             if main:
                 log.info("reached target accuracy %.4f at round %d: stopping (stop_at_target)", cfg.target_accuracy, r)
             break
-    extra = {"algorithm": exp.algorithm.name, "dataset": exp.data.name, "num_params": server["params"].numel(),
+    diverged = bool(rows) and math.isnan(rows[-1]["train_loss"]) and bool(rows[-1]["steps"])
+    extra = {"algorithm": exp.algorithm.name, "diverged": diverged, "num_train": len(exp.data.y_train),
+             "hardware": hardware(exp.backend.world_size), "dataset": exp.data.name, "num_params": server["params"].numel(),
              "output_dir": str(out), "config": config}
     summary = summarize(rows, cfg.target_accuracy, extra)
     logger.finish(summary)
@@ -113,8 +119,9 @@ def _from_disk(cfg: DictConfig, out: Path, config: dict[str, Any]) -> RunResult:
 
 
 def _finished(cfg: DictConfig, rows: list[dict[str, Any]]) -> bool:
-    """All rounds done, or the target reached with ``stop_at_target``."""
-    return len(rows) >= cfg.rounds or bool(cfg.stop_at_target and rounds_to_target(rows, cfg.target_accuracy))
+    """All rounds done, the target reached with ``stop_at_target``, or diverged."""
+    return (len(rows) >= cfg.rounds or bool(cfg.stop_at_target and rounds_to_target(rows, cfg.target_accuracy))
+            or bool(rows and math.isnan(rows[-1]["train_loss"]) and rows[-1]["steps"]))
 
 
 def run_round(exp: Experiment, cfg: DictConfig, server: State, client_states: dict[int, State], r: int):

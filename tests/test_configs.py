@@ -125,3 +125,13 @@ def test_launcher_composes_with_site_overrides(launcher, tmp_path):
     if launcher == "submitit_slurm":  # every key of the documented site example is a valid launcher key
         example = OmegaConf.load(CONF / "local.example" / "slurm.yaml")
         assert set(example) <= set(launcher_cfg)
+
+
+@pytest.mark.parametrize("study,arm,key,value", [
+    ("local_epochs", "fedavg_e4", "local_epochs", 4), ("noniid_lr_fraction", "lr0001_c05", "client_fraction", 0.5),
+    ("communication", "parameter_server_sgd", "client_fraction", 1.0), ("fedavg_mnist", "cnn", "local_epochs", 5)])
+def test_swept_arms_win_over_the_study_defaults(study, arm, key, value):
+    from tests.conftest import compose_config
+
+    group = "fedavg_arch" if study == "fedavg_mnist" else "arm"
+    assert compose_config([f"+study={study}", f"{group}={arm}"], Path("/tmp/unused"))[key] == value

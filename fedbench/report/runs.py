@@ -46,3 +46,26 @@ def config_value(summary: dict[str, Any], dotted: str) -> Any:
             return None
         node = node[part]
     return node
+
+
+def read_csv(path: Path) -> "pandas.DataFrame":  # noqa: F821 - pandas imported lazily (report-only dependency)
+    """A run's CSV file as a DataFrame (empty when missing)."""
+    import pandas as pd
+
+    return pd.read_csv(path) if path.exists() and path.stat().st_size else pd.DataFrame()
+
+
+def load_partition(path: Path) -> dict[str, Any] | None:
+    """A run's ``partition.json`` (per-client label counts), if it wrote one."""
+    file = path / "partition.json"
+    return json.loads(file.read_text()) if file.exists() else None
+
+
+def flatten(node: Any, prefix: str = "") -> dict[str, Any]:
+    """``{"a": {"b": 1}}`` -> ``{"a.b": 1}`` (lists kept as values)."""
+    if not isinstance(node, dict):
+        return {prefix: node}
+    out: dict[str, Any] = {}
+    for key, value in node.items():
+        out.update(flatten(value, f"{prefix}.{key}" if prefix else str(key)))
+    return out

@@ -1,0 +1,121 @@
+"""The report's figures (seaborn on matplotlib's file backend); each function writes one PNG.
+
+Every figure takes the long-format table of per-round metrics (one row per run and round, with
+``label`` = the run's group and ``seed``) and draws the mean over seeds with a band of one
+standard deviation where a group has several seeds.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import seaborn as sns  # noqa: E402
+
+TIME_PARTS = {"compute_s": "local compute", "aggregate_s": "aggregation", "eval_s": "evaluation",
+              "comm_s": "collective (measured)", "idle_s": "idle at barrier", "comm_sim_s": "network (simulated)"}
+
+
+def _save(fig: plt.Figure, path: Path) -> Path:
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def _legend(ax: plt.Axes, title: str = "group") -> None:
+    handles, labels = ax.get_legend_handles_labels()
+    if handles:
+        ax.legend(handles, labels, title=title, fontsize="small", title_fontsize="small", loc="best")
+
+
+def accuracy_vs_round(metrics: pd.DataFrame, path: Path) -> Path:
+    """Test accuracy per round for every group (mean over seeds, band = 1 sd)."""
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    data = metrics.dropna(subset=["test_accuracy"])
+    sns.lineplot(data=data, x="round", y="test_accuracy", hue="label", errorbar="sd", marker="o", markersize=3, ax=ax)
+    ax.set(xlabel="communication round (epoch for centralized baselines)", ylabel="test accuracy",
+           title="Test accuracy per round (mean over seeds, band = 1 sd)")
+    _legend(ax)
+    return _save(fig, path)
+
+
+def accuracy_vs_bytes(metrics: pd.DataFrame, path: Path) -> Path:
+    """Test accuracy against cumulative bytes communicated (up + down), in MB."""
+    data = metrics.dropna(subset=["test_accuracy"]).copy()
+    data["cum_mb"] = (data["cum_bytes_up"] + data["cum_bytes_down"]) / 1e6
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    sns.lineplot(data=data, x="cum_mb", y="test_accuracy", hue="label", errorbar="sd", marker="o", markersize=3, ax=ax)
+    if data["cum_mb"].gt(0).any() and data["cum_mb"].max() / max(data.loc[data.cum_mb > 0, "cum_mb"].min(), 1e-12) > 100:
+        ax.set_xscale("log")
+    ax.set(xlabel="cumulative communication, up + down (MB)", ylabel="test accuracy",
+           title="Accuracy vs bytes communicated")
+    _legend(ax)
+    return _save(fig, path)
+
+
+def label_distribution(partition: dict[str, Any], title: str, path: Path, max_clients: int = 50) -> Path:
+    """Stacked bars: each client's training examples per label (the picture of non-IID-ness)."""
+    counts = np.asarray(partition["label_counts"])[:max_clients]
+    fig, ax = plt.subplots(figsize=(7, 3.8))
+    bottom = np.zeros(len(counts))
+    colors = sns.color_palette("tab10" if counts.shape[1] <= 10 else "husl", counts.shape[1])
+    for label in range(counts.shape[1]):
+        ax.bar(np.arange(len(counts)), counts[:, label], bottom=bottom, color=colors[label], label=str(label), width=0.9)
+        bottom += counts[:, label]
+    shown = f" (first {len(counts)} of {len(partition['label_counts'])})" if len(partition["label_counts"]) > len(counts) else ""
+    ax.set(xlabel=f"client{shown}", ylabel="training examples", title=title)
+    ax.legend(title="label", ncol=2, fontsize="x-small", title_fontsize="small", loc="upper right", bbox_to_anchor=(1.16, 1))
+    return _save(fig, path)
+
+
+def time_breakdown(metrics: pd.DataFrame, path: Path) -> Path:
+    """Mean seconds per round spent in each part, per group (stacked bars)."""
+    parts = [c for c in TIME_PARTS if c in metrics and metrics[c].fillna(0).gt(0).any()]
+    means = metrics.groupby("label", sort=False)[parts].mean().fillna(0)
+    fig, ax = plt.subplots(figsize=(7, 0.6 * len(means) + 2.2))
+    left = np.zeros(len(means))
+    colors = sns.color_palette("Set2", len(parts))
+    for part, color in zip(parts, colors):
+        ax.barh(means.index, means[part], left=left, label=TIME_PARTS[part], color=color)
+        left += means[part].to_numpy()
+    ax.set(xlabel="seconds per round (mean over rounds and seeds)", ylabel="", title="Where a round's time goes")
+    ax.invert_yaxis()
+    ax.legend(fontsize="small", loc="lower right")
+    return _save(fig, path)
+
+
+def strong_scaling(table: pd.DataFrame, path: Path) -> Path:
+    """Speed-up and efficiency vs workers, with the ideal (linear) line."""
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(8, 3.6))
+    w = table["workers"]
+    ax1.plot(w, w, "--", color="grey", label="ideal")
+    ax1.plot(w, table["speedup"], "o-", label="measured")
+    ax1.set(xlabel="workers (processes)", ylabel="speed-up T(1) / T(N)", title="Strong scaling: speed-up")
+    ax1.legend(fontsize="small")
+    ax2.plot(w, [1.0] * len(w), "--", color="grey", label="ideal")
+    ax2.plot(w, table["efficiency"], "o-", label="measured")
+    ax2.set(xlabel="workers (processes)", ylabel="efficiency speed-up / N", ylim=(0, 1.1), title="Strong scaling: efficiency")
+    ax2.legend(fontsize="small")
+    for ax in (ax1, ax2):
+        ax.set_xticks(list(w))
+    return _save(fig, path)
+
+
+def weak_scaling(table: pd.DataFrame, path: Path) -> Path:
+    """Round time vs workers at fixed work per worker (flat = ideal)."""
+    fig, ax = plt.subplots(figsize=(5.5, 3.6))
+    w = table["workers"]
+    ax.plot(w, [table["round_s"].iloc[0]] * len(w), "--", color="grey", label="ideal (flat)")
+    ax.plot(w, table["round_s"], "o-", label="measured")
+    ax.set(xlabel="workers (processes)", ylabel="median round time (s)", title="Weak scaling: time per round",
+           ylim=(0, None))
+    ax.set_xticks(list(w))
+    ax.legend(fontsize="small")
+    return _save(fig, path)
