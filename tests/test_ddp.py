@@ -2,6 +2,7 @@
 
 import csv
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -55,3 +56,17 @@ def assert_matches_inprocess(args: list[str], ddp_dir: Path, ref_dir: Path) -> N
     ddp_params = torch.load(ddp_dir / "checkpoint" / "checkpoint.pt", weights_only=True)["server"]["params"]
     diff = (ddp_params - ref.server["params"]).abs().max().item()
     assert diff <= 1e-5, f"max parameter difference {diff}"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("mpirun") is None, reason="Open MPI's mpirun is not installed (apt-get install openmpi-bin)")
+def test_mpirun_two_processes_match_inprocess(tmp_path):
+    args = ["algorithm=scaffold", "rounds=3", "num_clients=10", "client_fraction=0.5", "partitioner=dirichlet"]
+    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "MASTER_PORT")}
+    port = str(30500 + os.getpid() % 1000)
+    root_flag = ["--allow-run-as-root"] if os.geteuid() == 0 else []
+    proc = subprocess.run(["mpirun", *root_flag, "--oversubscribe", "-n", "2", "-x", "OMP_NUM_THREADS=1", "-x", f"MASTER_PORT={port}",
+                           sys.executable, "-m", "fedbench", "backend=ddp", *args, f"hydra.run.dir={tmp_path / 'ddp'}"],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert_matches_inprocess(args, tmp_path / "ddp", tmp_path / "inprocess")
