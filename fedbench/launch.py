@@ -47,6 +47,9 @@ def free_port() -> int:
 
 
 def _worker(rank: int, world: int, port: int, threads: int | None, fn: Callable, args: tuple) -> None:
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        raise RuntimeError("backend.workers: this process already holds a torch.distributed process group, which "
+                           "forked workers cannot share; destroy it first or launch with torchrun")
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world),
                       LOCAL_RANK=str(rank), LOCAL_WORLD_SIZE=str(world), NODE_RANK="0", GROUP_RANK="0", FEDBENCH_FORKED="1")
     if threads:

@@ -69,6 +69,14 @@ def run(cfg: DictConfig) -> RunResult:
         return RunResult(out, restored["rows"], json.loads((out / "summary.json").read_text()),
                          restored["server"], restored["client_states"])
     exp = build(cfg)
+    try:
+        return _train(cfg, exp, out, config, restored)
+    finally:
+        exp.backend.close()  # e.g. tear down the process group: the next job of a multirun starts clean
+
+
+def _train(cfg: DictConfig, exp: Experiment, out: Path, config: dict[str, Any], restored: dict[str, Any] | None) -> RunResult:
+    """The round loop of :func:`run` (from a checkpoint when ``restored``)."""
     out.mkdir(parents=True, exist_ok=True)
     main = exp.backend.is_main  # only rank 0 of a distributed run evaluates and writes
     if main:

@@ -62,3 +62,13 @@ def test_forked_workers_match_inprocess(tmp_path):
         mine = [r for r in ranks if r["round"] == m["round"]]
         assert float(m["idle_s"]) == pytest.approx(sum(float(r["wait_s"]) for r in mine))
         assert float(m["comm_s"]) == pytest.approx(max(float(r["comm_s"]) for r in mine))
+
+
+def test_a_multirun_can_follow_a_one_rank_job_with_forked_ranks(make_cfg):
+    # a Hydra multirun runs jobs in one process: the 1-rank job must leave no process group behind
+    import torch.distributed as dist
+
+    run(make_cfg("rounds=1", "backend=ddp", "backend.workers=1"))
+    assert not dist.is_initialized()
+    result = run(make_cfg("rounds=1", "backend=ddp", "backend.workers=2", "backend.threads=1"))
+    assert result.summary["hardware"]["world_size"] == 2

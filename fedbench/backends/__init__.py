@@ -13,6 +13,10 @@ def _same(flag: bool) -> bool:
     return flag
 
 
+def _nothing() -> None:
+    return None
+
+
 @dataclass(frozen=True)
 class Backend:
     """``map(job, clients)`` runs ``job(client)`` for each client and returns results in client order
@@ -21,6 +25,8 @@ class Backend:
     ``rank_times`` holds, after each ``map``, one dict per rank: ``compute_s`` (its clients' local
     work), ``wait_s`` (idle at the barrier, waiting for the slowest rank) and ``comm_s`` (the
     collective that exchanges the results). ``agree(flag)`` returns rank 0's ``flag`` on every rank.
+    ``close()`` releases what the backend set up (a run calls it when it ends, so the next job of a
+    Hydra multirun in the same process starts clean).
     """
 
     name: str
@@ -29,6 +35,7 @@ class Backend:
     world_size: int = 1
     agree: Callable[[bool], bool] = _same
     rank_times: list[dict[str, Any]] = field(default_factory=list)
+    close: Callable[[], None] = _nothing
 
     @property
     def is_main(self) -> bool:

@@ -33,15 +33,17 @@ def rank_and_world() -> tuple[int, int]:
     return 0, 1
 
 
-def _init(backend: str) -> None:
+def _init(backend: str) -> bool:
+    """Join (or, under a launcher, create) the process group; True when this call created it."""
     if dist.is_initialized():
-        return
+        return False
     rank, world = rank_and_world()
     os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
     os.environ.setdefault("MASTER_PORT", "29500")
     if backend == "auto":
         backend = "nccl" if torch.cuda.is_available() and torch.cuda.device_count() > 0 else "gloo"
     dist.init_process_group(backend, rank=rank, world_size=world)
+    return True
 
 
 def ddp(backend: str = "auto", workers: int | None = None, threads: int | None = None) -> Backend:
@@ -54,7 +56,7 @@ def ddp(backend: str = "auto", workers: int | None = None, threads: int | None =
         threads: torch intra-op threads per rank (null = torch's default); 1 for scaling studies.
     """
     require_choice(backend, "backend.backend", ("auto", "gloo", "nccl"))
-    _init(backend)
+    created = _init(backend)
     rank, world = dist.get_rank(), dist.get_world_size()
     times: list = []
 
@@ -78,4 +80,8 @@ def ddp(backend: str = "auto", workers: int | None = None, threads: int | None =
         dist.broadcast_object_list(box, src=0)
         return bool(box[0])
 
-    return Backend("ddp", run_map, rank=rank, world_size=world, agree=agree, rank_times=times)
+    def close() -> None:
+        if created and dist.is_initialized():
+            dist.destroy_process_group()
+
+    return Backend("ddp", run_map, rank=rank, world_size=world, agree=agree, rank_times=times, close=close)

@@ -7,6 +7,7 @@ standard deviation where a group has several seeds.
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
-TIME_PARTS = {"compute_s": "local compute", "aggregate_s": "aggregation", "eval_s": "evaluation",
+TIME_PARTS = {"compute_per_rank_s": "local compute (per rank)", "aggregate_s": "aggregation", "eval_s": "evaluation",
               "comm_s": "collective (measured)", "idle_s": "idle at barrier", "comm_sim_s": "network (simulated)"}
 
 
@@ -75,11 +76,18 @@ def label_distribution(partition: dict[str, Any], title: str, path: Path, max_cl
     return _save(fig, path)
 
 
+def _wrap(text: str, width: int = 38) -> str:
+    return "\n".join(textwrap.wrap(text, width)) or text
+
+
 def time_breakdown(metrics: pd.DataFrame, path: Path) -> Path:
-    """Mean seconds per round spent in each part, per group (stacked bars)."""
+    """Mean seconds per round spent in each part, per group (stacked bars); local compute is the
+    clients' summed compute divided by the ranks that ran them in parallel."""
+    metrics = metrics.assign(compute_per_rank_s=metrics["compute_s"] / metrics["world_size"].fillna(1))
     parts = [c for c in TIME_PARTS if c in metrics and metrics[c].fillna(0).gt(0).any()]
     means = metrics.groupby("label", sort=False)[parts].mean().fillna(0)
-    fig, ax = plt.subplots(figsize=(7, 0.6 * len(means) + 2.2))
+    means.index = [_wrap(i) for i in means.index]
+    fig, ax = plt.subplots(figsize=(9, 0.7 * len(means) + 2.4))
     left = np.zeros(len(means))
     colors = sns.color_palette("Set2", len(parts))
     for part, color in zip(parts, colors):
@@ -87,7 +95,8 @@ def time_breakdown(metrics: pd.DataFrame, path: Path) -> Path:
         left += means[part].to_numpy()
     ax.set(xlabel="seconds per round (mean over rounds and seeds)", ylabel="", title="Where a round's time goes")
     ax.invert_yaxis()
-    ax.legend(fontsize="small", loc="lower right")
+    ax.tick_params(axis="y", labelsize="small")
+    ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1))
     return _save(fig, path)
 
 

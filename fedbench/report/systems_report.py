@@ -34,6 +34,7 @@ def collect(runs: Sequence[RunRecord]) -> tuple[list[str], dict[str, list[RunRec
         groups[name].append(run)
         m = read_csv(run.path / "metrics.csv")
         m["label"], m["run"], m["seed"] = name, str(run.path), run.summary.get("config", {}).get("seed")
+        m["world_size"] = run.summary.get("hardware", {}).get("world_size", 1)
         frames.append(m)
     return keys, dict(groups), pd.concat(frames, ignore_index=True)
 
@@ -136,7 +137,8 @@ def _scaling_text(scaling: dict[str, pd.DataFrame], figs: dict[str, Path], img) 
         cols += ["speedup", "efficiency"] if kind == "strong" else ["efficiency"]
         parts.append(f"**{kind.capitalize()} scaling** (median round time over rounds 2.., one torch thread per "
                      f"worker, {int(table['cores'].iloc[0])} usable cores on this machine):")
-        parts.append(A.md_table(cols, table[cols].values.tolist()))
+        ints = ("workers", "clients_per_round")
+        parts.append(A.md_table(cols, [[int(r[c]) if c in ints else float(r[c]) for c in cols] for _, r in table.iterrows()]))
         last = table.iloc[-1]
         if kind == "strong":
             parts.append(f"At {int(last.workers)} workers the measured speed-up is {last.speedup:.2f}x "
