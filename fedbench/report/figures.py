@@ -33,12 +33,13 @@ def _save(fig: plt.Figure, path: Path) -> Path:
 def _legend(ax: plt.Axes, title: str = "group") -> None:
     handles, labels = ax.get_legend_handles_labels()
     if handles:
-        ax.legend(handles, labels, title=title, fontsize="small", title_fontsize="small", loc="best")
+        ax.legend(handles, [_wrap(t, 34) for t in labels], title=title, fontsize="small", title_fontsize="small",
+                  loc="upper left", bbox_to_anchor=(1.01, 1))
 
 
 def accuracy_vs_round(metrics: pd.DataFrame, path: Path) -> Path:
     """Test accuracy per round for every group (mean over seeds, band = 1 sd)."""
-    fig, ax = plt.subplots(figsize=(7, 4.2))
+    fig, ax = plt.subplots(figsize=(9.5, 4.4))
     data = metrics.dropna(subset=["test_accuracy"])
     sns.lineplot(data=data, x="round", y="test_accuracy", hue="label", errorbar="sd", marker="o", markersize=3, ax=ax)
     ax.set(xlabel="communication round (epoch for centralized baselines)", ylabel="test accuracy",
@@ -51,7 +52,7 @@ def accuracy_vs_bytes(metrics: pd.DataFrame, path: Path) -> Path:
     """Test accuracy against cumulative bytes communicated (up + down), in MB."""
     data = metrics.dropna(subset=["test_accuracy"]).copy()
     data["cum_mb"] = (data["cum_bytes_up"] + data["cum_bytes_down"]) / 1e6
-    fig, ax = plt.subplots(figsize=(7, 4.2))
+    fig, ax = plt.subplots(figsize=(9.5, 4.4))
     sns.lineplot(data=data, x="cum_mb", y="test_accuracy", hue="label", errorbar="sd", marker="o", markersize=3, ax=ax)
     if data["cum_mb"].gt(0).any() and data["cum_mb"].max() / max(data.loc[data.cum_mb > 0, "cum_mb"].min(), 1e-12) > 100:
         ax.set_xscale("log")

@@ -28,20 +28,29 @@ def _name(key: str) -> str:
     return key[: -len("._target_")] if key.endswith("._target_") else key
 
 
+IDENTITY = ("algorithm._target_", "paradigm", "dataset._target_", "partitioner._target_", "model._target_")
+
+
 def varying_keys(runs: Sequence[RunRecord]) -> list[str]:
-    """Config keys (dotted) whose values differ between ``runs``, simplest first, duplicates dropped."""
+    """Config keys (dotted) whose values differ between ``runs``: the parts (algorithm, paradigm,
+    dataset, ...) first, then the rest, simplest first. Dropped: a key whose values copy an
+    already chosen key's (``algorithm.lr`` = ``lr``), and an option of a part that changes only
+    together with that part (``algorithm.upload`` when FedSGD meets FedAvg)."""
     flats = [flatten(r.summary.get("config", {})) for r in runs]
-    keys = sorted({k for f in flats for k in f if not _ignored(k)}, key=lambda k: (k.count("."), not k.endswith("_target_"), k))
-    chosen, patterns = [], set()
+    keys = sorted({k for f in flats for k in f if not _ignored(k)},
+                  key=lambda k: (k not in IDENTITY, IDENTITY.index(k) if k in IDENTITY else 0, k.count("."), k))
+    chosen: list[str] = []
+    seen_values: set[tuple] = set()
     for key in keys:
-        values = [repr(f.get(key)) for f in flats]
-        if len(set(values)) < 2:
+        values = tuple(repr(f.get(key)) for f in flats)
+        if len(set(values)) < 2 or values in seen_values:
             continue
-        first: dict[str, int] = {}
-        pattern = tuple(first.setdefault(v, len(first)) for v in values)
-        if pattern in patterns:
-            continue
-        patterns.add(pattern)
+        parent = key.split(".")[0] + "._target_"
+        if "." in key and not key.endswith("._target_") and parent in chosen:
+            targets = [repr(f.get(parent)) for f in flats]
+            if all(len({v for v, t in zip(values, targets) if t == target}) == 1 for target in set(targets)):
+                continue
+        seen_values.add(values)
         chosen.append(key)
     return chosen
 

@@ -173,8 +173,12 @@ def _discussion(groups: dict[str, list[RunRecord]], keys: Sequence[str], metrics
         (top, t), (low, w) = ranked[0], ranked[-1]
         points.append(f"- Highest final accuracy: **{top}** ({A.fmt(t[1])}); lowest: **{low}** ({A.fmt(w[1])}).")
         by_msgs = sorted(rows.items(), key=lambda kv: kv[1][5] or 0)
-        points.append(f"- Fewest messages: **{by_msgs[0][0]}** ({A.fmt(by_msgs[0][1][5])}); most: **{by_msgs[-1][0]}** "
-                      f"({A.fmt(by_msgs[-1][1][5])}), {A.fmt(by_msgs[-1][1][6], 1)} MB vs {A.fmt(by_msgs[0][1][6], 1)} MB.")
+        if by_msgs[0][1][5] == by_msgs[-1][1][5] and by_msgs[0][1][6] == by_msgs[-1][1][6]:
+            points.append(f"- Every group sends the same: {A.fmt(by_msgs[0][1][5])} messages, {A.fmt(by_msgs[0][1][6], 1)} MB "
+                          "(equal N, C and rounds; the algorithms differ in local work, not in traffic).")
+        else:
+            points.append(f"- Fewest messages: **{by_msgs[0][0]}** ({A.fmt(by_msgs[0][1][5])}, {A.fmt(by_msgs[0][1][6], 1)} MB); "
+                          f"most: **{by_msgs[-1][0]}** ({A.fmt(by_msgs[-1][1][5])}, {A.fmt(by_msgs[-1][1][6], 1)} MB).")
     for key in keys:  # how final accuracy reacts to each varied setting (mean over everything else)
         name = key.removesuffix("._target_")
         effect: dict[Any, list[float]] = defaultdict(list)
