@@ -2,7 +2,6 @@
 heterogeneous-data advantage over FedAvg."""
 
 import pytest
-import torch
 
 from fedbench.algorithms.scaffold import scaffold
 from fedbench.errors import ConfigError
