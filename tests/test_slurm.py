@@ -10,6 +10,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -53,8 +54,15 @@ def test_grid_runs_through_submitit_slurm(slurm_cluster, tmp_path):
     job_dirs = [d for d in (tmp_path / ".submitit").iterdir() if re.fullmatch(r"\d+_\d+", d.name)]  # <array>_<task>
     assert len(job_dirs) == 2, "expected one submitit folder per job"
     job_id = job_dirs[0].name.split("_")[0]
-    sacct = subprocess.run(["sacct", "-n", "-X", "-j", job_id, "-o", "JobName%40,State"], capture_output=True, text=True)
-    assert "fedbench" in sacct.stdout and "COMPLETED" in sacct.stdout, sacct.stdout
+    # slurmctld reports job ends to slurmdbd asynchronously: a task can still read RUNNING for a moment
+    deadline = time.monotonic() + 60
+    while True:
+        sacct = subprocess.run(["sacct", "-n", "-X", "-j", job_id, "-o", "JobName%40,State"], capture_output=True, text=True)
+        states = [line.split()[-1] for line in sacct.stdout.splitlines() if line.strip()]
+        if (states and all(s == "COMPLETED" for s in states)) or time.monotonic() > deadline:
+            break
+        time.sleep(2)
+    assert "fedbench" in sacct.stdout and states and all(s == "COMPLETED" for s in states), sacct.stdout
 
 
 @pytest.mark.slurm
