@@ -19,10 +19,7 @@ import torch.multiprocessing as mp
 
 from fedbench.backends.ddp import rank_and_world
 from fedbench.errors import ConfigError, require
-
-
-def _is_int(v: Any) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
+from fedbench.validate import is_int
 
 
 def plan(backend_cfg: Any) -> tuple[int, int | None]:
@@ -30,8 +27,8 @@ def plan(backend_cfg: Any) -> tuple[int, int | None]:
     ``backend.workers`` and ``backend.threads``. 0 processes: run here (launched, or 1 worker)."""
     workers = backend_cfg.get("workers") if hasattr(backend_cfg, "get") else None
     threads = backend_cfg.get("threads") if hasattr(backend_cfg, "get") else None
-    require(workers is None or (_is_int(workers) and workers >= 1), "backend.workers", "null or an integer >= 1", workers)
-    require(threads is None or (_is_int(threads) and threads >= 1), "backend.threads", "null or an integer >= 1", threads)
+    require(workers is None or (is_int(workers) and workers >= 1), "backend.workers", "null or an integer >= 1", workers)
+    require(threads is None or (is_int(threads) and threads >= 1), "backend.threads", "null or an integer >= 1", threads)
     _, world = rank_and_world()
     if world > 1 or workers is None or workers == 1:
         if world > 1 and workers is not None and workers != world:

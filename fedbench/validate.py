@@ -11,46 +11,46 @@ from typing import Any, Mapping
 from fedbench.errors import require, require_choice
 
 
-def _is_int(v: Any) -> bool:
+def is_int(v: Any) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
 
 
-def _is_num(v: Any) -> bool:
+def is_num(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
 def validate_knobs(cfg: Mapping[str, Any]) -> None:
     """Raise ConfigError naming the first bad field and its allowed range."""
-    require(_is_int(cfg["seed"]), "seed", "an integer", cfg["seed"])
-    require(_is_int(cfg["rounds"]) and cfg["rounds"] >= 1, "rounds", "an integer >= 1", cfg["rounds"])
-    require(_is_int(cfg["num_clients"]) and cfg["num_clients"] >= 1, "num_clients", "an integer >= 1", cfg["num_clients"])
+    require(is_int(cfg["seed"]), "seed", "an integer", cfg["seed"])
+    require(is_int(cfg["rounds"]) and cfg["rounds"] >= 1, "rounds", "an integer >= 1", cfg["rounds"])
+    require(is_int(cfg["num_clients"]) and cfg["num_clients"] >= 1, "num_clients", "an integer >= 1", cfg["num_clients"])
     c = cfg["client_fraction"]
-    require(_is_num(c) and 0 < c <= 1, "client_fraction", "in (0, 1]", c)
+    require(is_num(c) and 0 < c <= 1, "client_fraction", "in (0, 1]", c)
     e = cfg["local_epochs"]
-    require(_is_int(e) and e >= 1, "local_epochs", "an integer >= 1", e)
+    require(is_int(e) and e >= 1, "local_epochs", "an integer >= 1", e)
     b = cfg["batch_size"]
-    require(b is None or (_is_int(b) and b >= 1), "batch_size", "an integer >= 1 or null (full local batch)", b)
-    require(_is_num(cfg["lr"]) and cfg["lr"] > 0, "lr", "> 0", cfg["lr"])
-    require(_is_num(cfg["momentum"]) and 0 <= cfg["momentum"] < 1, "momentum", "in [0, 1)", cfg["momentum"])
-    require(_is_num(cfg["weight_decay"]) and cfg["weight_decay"] >= 0, "weight_decay", ">= 0", cfg["weight_decay"])
+    require(b is None or (is_int(b) and b >= 1), "batch_size", "an integer >= 1 or null (full local batch)", b)
+    require(is_num(cfg["lr"]) and cfg["lr"] > 0, "lr", "> 0", cfg["lr"])
+    require(is_num(cfg["momentum"]) and 0 <= cfg["momentum"] < 1, "momentum", "in [0, 1)", cfg["momentum"])
+    require(is_num(cfg["weight_decay"]) and cfg["weight_decay"] >= 0, "weight_decay", ">= 0", cfg["weight_decay"])
     ev = cfg["eval_every"]
-    require(_is_int(ev) and ev >= 1, "eval_every", "an integer >= 1", ev)
+    require(is_int(ev) and ev >= 1, "eval_every", "an integer >= 1", ev)
     em = cfg["local_epochs_max"]
-    require(em is None or (_is_int(em) and em >= e), "local_epochs_max", f"null or an integer >= local_epochs ({e})", em)
+    require(em is None or (is_int(em) and em >= e), "local_epochs_max", f"null or an integer >= local_epochs ({e})", em)
     sf = cfg["straggler_fraction"]
-    require(_is_num(sf) and 0 <= sf <= 1, "straggler_fraction", "in [0, 1]", sf)
+    require(is_num(sf) and 0 <= sf <= 1, "straggler_fraction", "in [0, 1]", sf)
     ce = cfg["checkpoint_every"]
-    require(_is_int(ce) and ce >= 0, "checkpoint_every", "an integer >= 0 (0 = never)", ce)
+    require(is_int(ce) and ce >= 0, "checkpoint_every", "an integer >= 0 (0 = never)", ce)
     t = cfg["target_accuracy"]
-    require(t is None or (_is_num(t) and 0 <= t <= 1), "target_accuracy", "in [0, 1] or null", t)
+    require(t is None or (is_num(t) and 0 <= t <= 1), "target_accuracy", "in [0, 1] or null", t)
     st = cfg["stop_at_target"]
     require(isinstance(st, bool), "stop_at_target", "true or false", st)
     require(not st or t is not None, "stop_at_target", "false when target_accuracy is null", st)
 
     sp = cfg["client_speed"]
-    require(_is_num(sp["sigma"]) and sp["sigma"] >= 0, "client_speed.sigma", ">= 0", sp["sigma"])
+    require(is_num(sp["sigma"]) and sp["sigma"] >= 0, "client_speed.sigma", ">= 0", sp["sigma"])
     f = sp["factors"]
-    require(f is None or (len(f) == cfg["num_clients"] and all(_is_num(v) and v > 0 for v in f)),
+    require(f is None or (len(f) == cfg["num_clients"] and all(is_num(v) and v > 0 for v in f)),
             "client_speed.factors", f"null or a list of num_clients ({cfg['num_clients']}) numbers > 0", f)
     require_choice(cfg["paradigm"], "paradigm", ("federated", "centralized", "data_parallel"))
 
