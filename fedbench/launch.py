@@ -25,8 +25,7 @@ from fedbench.validate import is_int
 def plan(backend_cfg: Any) -> tuple[int, int | None]:
     """(processes this command must start, threads per process) for a backend config; checks
     ``backend.workers`` and ``backend.threads``. 0 processes: run here (launched, or 1 worker)."""
-    workers = backend_cfg.get("workers") if hasattr(backend_cfg, "get") else None
-    threads = backend_cfg.get("threads") if hasattr(backend_cfg, "get") else None
+    workers, threads = backend_cfg.get("workers"), backend_cfg.get("threads")  # absent for backend=inprocess
     require(workers is None or (is_int(workers) and workers >= 1), "backend.workers", "null or an integer >= 1", workers)
     require(threads is None or (is_int(threads) and threads >= 1), "backend.threads", "null or an integer >= 1", threads)
     _, world = rank_and_world()

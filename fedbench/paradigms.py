@@ -141,10 +141,11 @@ def run_trainer(cfg: DictConfig):  # -> fedbench.run.RunResult
     from fedbench.run import RunResult
 
     out = Path(cfg.output_dir)
+    config = OmegaConf.to_container(cfg, resolve=True)
     summary_path = out / "summary.json"
     if summary_path.exists():
         done = json.loads(summary_path.read_text())
-        if done.get("rounds_completed") == cfg.rounds and done.get("config") == OmegaConf.to_container(cfg, resolve=True):
+        if done.get("rounds_completed") == cfg.rounds and done.get("config") == config:
             log.info("%s already finished; skipping", out)
             return RunResult(out, [], done, {}, {})
     rank, world = rank_and_world()
@@ -162,7 +163,7 @@ def run_trainer(cfg: DictConfig):  # -> fedbench.run.RunResult
     loader = DataLoader(TensorDataset(data.x_train, data.y_train), batch_size=global_batch // world, shuffle=True,
                         generator=torch_generator(cfg.seed, "centralized-batches"))
     counter = BucketCounter()
-    config = OmegaConf.to_container(cfg, resolve=True)
+    num_params = get_flat(task).numel()
     main = rank == 0
     if main:
         out.mkdir(parents=True, exist_ok=True)
@@ -175,14 +176,14 @@ def run_trainer(cfg: DictConfig):  # -> fedbench.run.RunResult
     else:
         devices, nodes, strategy = 1, 1, "auto"
     log.info("%s baseline: %s, %d params, global batch %d over %d rank(s), %d epochs -> %s", cfg.paradigm, data.name,
-             get_flat(task).numel(), global_batch, world, cfg.rounds, out)
+             num_params, global_batch, world, cfg.rounds, out)
     trainer = L.Trainer(accelerator="cpu" if not torch.cuda.is_available() else "auto", devices=devices, num_nodes=nodes,
                         strategy=strategy, max_epochs=cfg.rounds, logger=False, enable_checkpointing=False,
                         enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0,
                         num_sanity_val_steps=0, callbacks=[recorder])
     trainer.fit(task, train_dataloaders=loader)
-    extra = {"algorithm": cfg.paradigm, "dataset": data.name, "num_train": len(data.y_train), "hardware": hardware(world), "num_params": get_flat(task).numel(), "world_size": world,
-             "output_dir": str(out), "config": config}
+    extra = {"algorithm": cfg.paradigm, "dataset": data.name, "num_train": len(data.y_train), "hardware": hardware(world),
+             "num_params": num_params, "output_dir": str(out), "config": config}
     summary = summarize(recorder.rows, cfg.target_accuracy, extra)
     logger.finish(summary)
     if main:

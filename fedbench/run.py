@@ -98,15 +98,14 @@ def _train(cfg: DictConfig, exp: Experiment, out: Path, config: dict[str, Any], 
             checkpoint.save(out / "checkpoint", {"round": r, "server": server, "client_states": client_states,
                                                  "rows": rows, "fingerprint": checkpoint.fingerprint(config),
                                                  "config": checkpoint.comparable(config)})
-        if math.isnan(rows[-1]["train_loss"]) and rows[-1]["steps"]:  # every rank sees the same results
+        if _diverged(rows):  # every rank sees the same results
             log.error("round %d: the training loss is NaN; the run diverged (lower lr?); stopping", r)
             break
         if cfg.stop_at_target and exp.backend.agree(rounds_to_target(rows, cfg.target_accuracy) is not None):
             if main:
                 log.info("reached target accuracy %.4f at round %d: stopping (stop_at_target)", cfg.target_accuracy, r)
             break
-    diverged = bool(rows) and math.isnan(rows[-1]["train_loss"]) and bool(rows[-1]["steps"])
-    extra = {"algorithm": exp.algorithm.name, "diverged": diverged, "num_train": len(exp.data.y_train),
+    extra = {"algorithm": exp.algorithm.name, "diverged": _diverged(rows), "num_train": len(exp.data.y_train),
              "hardware": hardware(exp.backend.world_size), "dataset": exp.data.name, "num_params": server["params"].numel(),
              "output_dir": str(out), "config": config}
     summary = summarize(rows, cfg.target_accuracy, extra)
@@ -126,10 +125,15 @@ def _from_disk(cfg: DictConfig, out: Path, config: dict[str, Any]) -> RunResult:
     return RunResult(out, [], summary, {}, {})
 
 
+def _diverged(rows: list[dict[str, Any]]) -> bool:
+    """The last round trained (took steps) and its training loss is NaN."""
+    return bool(rows) and bool(rows[-1]["steps"]) and math.isnan(rows[-1]["train_loss"])
+
+
 def _finished(cfg: DictConfig, rows: list[dict[str, Any]]) -> bool:
     """All rounds done, the target reached with ``stop_at_target``, or diverged."""
     return (len(rows) >= cfg.rounds or bool(cfg.stop_at_target and rounds_to_target(rows, cfg.target_accuracy))
-            or bool(rows and math.isnan(rows[-1]["train_loss"]) and rows[-1]["steps"]))
+            or _diverged(rows))
 
 
 def run_round(exp: Experiment, cfg: DictConfig, server: State, client_states: dict[int, State], r: int):

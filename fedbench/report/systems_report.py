@@ -182,7 +182,7 @@ def _discussion(groups: dict[str, list[RunRecord]], keys: Sequence[str], metrics
         name = key.removesuffix("._target_")
         effect: dict[Any, list[float]] = defaultdict(list)
         for run in runs:
-            value = group_values(run, [key])[name if key != "algorithm._target_" else "algorithm"]
+            (value,) = group_values(run, [key]).values()
             if run.summary.get("final_accuracy") is not None:
                 effect[value].append(run.summary["final_accuracy"])
         if len(effect) > 1:

@@ -11,6 +11,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any, Sequence
 
+from fedbench.report.analysis import md_table
 from fedbench.report.runs import RunRecord, config_value, find_run_dirs, load_run
 
 METRICS = ("final_accuracy", "best_accuracy", "rounds_to_target", "total_messages_up", "total_bytes_up", "total_wall_s")
@@ -23,26 +24,14 @@ def _mean(values: list[Any]) -> Any:
     return statistics.fmean(nums) if len(nums) > 1 else nums[0]
 
 
-def _fmt(v: Any) -> str:
-    if v is None:
-        return "-"
-    if isinstance(v, float):
-        return f"{v:.4f}" if v < 10 else f"{v:.1f}"
-    return str(v)
-
-
 def summary_table(runs: Sequence[RunRecord], by: Sequence[str]) -> str:
     """Rows grouped by ``by`` keys; each metric the mean over the group's runs (seeds), n = runs."""
     groups: dict[tuple, list[RunRecord]] = defaultdict(list)
     for run in runs:
         groups[tuple(config_value(run.summary, k) for k in by)].append(run)
-    lines = ["| " + " | ".join([*by, "n", *METRICS]) + " |", "|" + "---|" * (len(by) + 1 + len(METRICS))]
-    for key in sorted(groups, key=lambda k: tuple(str(x) for x in k)):
-        members = groups[key]
-        cells = [*map(_fmt, key), str(len(members))]
-        cells += [_fmt(_mean([m.summary.get(metric) for m in members])) for metric in METRICS]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+    rows = [[*key, len(groups[key]), *(_mean([m.summary.get(metric) for m in groups[key]]) for metric in METRICS)]
+            for key in sorted(groups, key=lambda k: tuple(str(x) for x in k))]
+    return md_table([*by, "n", *METRICS], rows)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
