@@ -94,14 +94,18 @@ def _train(cfg: DictConfig, exp: Experiment, out: Path, config: dict[str, Any], 
         logger.log_round(rows[-1])
         if main:
             _log_row(rows[-1], cfg.rounds)
-        if main and cfg.checkpoint_every and (r % cfg.checkpoint_every == 0 or r == cfg.rounds):
+        diverged = _diverged(rows)  # every rank sees the same results
+        reached = bool(cfg.stop_at_target) and exp.backend.agree(rounds_to_target(rows, cfg.target_accuracy) is not None)
+        last = r == cfg.rounds or diverged or reached
+        if main and cfg.checkpoint_every and (r % cfg.checkpoint_every == 0 or last):
+            # also when stopping early, so that a rerun sees the run as finished and skips it
             checkpoint.save(out / "checkpoint", {"round": r, "server": server, "client_states": client_states,
                                                  "rows": rows, "fingerprint": checkpoint.fingerprint(config),
                                                  "config": checkpoint.comparable(config)})
-        if _diverged(rows):  # every rank sees the same results
+        if diverged:
             log.error("round %d: the training loss is NaN; the run diverged (lower lr?); stopping", r)
             break
-        if cfg.stop_at_target and exp.backend.agree(rounds_to_target(rows, cfg.target_accuracy) is not None):
+        if reached:
             if main:
                 log.info("reached target accuracy %.4f at round %d: stopping (stop_at_target)", cfg.target_accuracy, r)
             break
