@@ -52,10 +52,23 @@ def build_part(node: DictConfig, **kwargs: Any) -> Any:
         raise
 
 
+def check_server_optimizer(cfg: DictConfig) -> None:
+    """An algorithm whose config has no ``server_optimizer`` key has a server step of its own
+    (FedSGD, FedADMM): any server optimizer but the default plain SGD with lr 1 is refused."""
+    if "server_optimizer" in cfg.algorithm:
+        return
+    opt = build_part(cfg.server_optimizer)
+    if not opt.replaces:
+        raise ConfigError(f"server_optimizer: algorithm {cfg.algorithm._target_.rsplit('.', 1)[-1]} has its own "
+                          f"server step and takes no server optimizer; leave server_optimizer=sgd with lr 1 "
+                          f"(got {opt.name} {opt.options})")
+
+
 def build(cfg: DictConfig) -> Experiment:
     """Build every part (each checks its own options), load and partition the data; no training yet.
     ``run`` validates the flat knobs before calling this."""
     algorithm: Algorithm = build_part(cfg.algorithm)
+    check_server_optimizer(cfg)
     partitioner = build_part(cfg.partitioner)
     network: Network = build_part(cfg.network)
     backend: Backend = build_part(cfg.backend)

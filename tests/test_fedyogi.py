@@ -1,7 +1,7 @@
 """FedYogi: the sign rule of the second moment, by hand."""
 
-from fedbench.algorithms.fedopt import second_moment
-from fedbench.algorithms.fedyogi import fedyogi
+from fedbench.algorithms.fedavg import fedavg
+from fedbench.server_optimizers import second_moment, yogi
 from tests.algo_toy import close, local, play, t
 
 
@@ -14,7 +14,7 @@ def test_sign_rule():
 
 
 def test_server_state_after_a_round():
-    alg = fedyogi(server_lr=0.1, beta1=0.0, beta2=0.9, tau=0.5)
+    alg = fedavg(upload="pseudo_gradient", server_optimizer=yogi(lr=0.1, beta1=0.0, beta2=0.9, tau=0.5))
     server = play(alg, alg.init(t(0.0, 0.0)), {}, [local(0, t(1.0, -1.0))])
     # v0 = 0.25; d^2 = 1 > v0 so v = 0.25 + 0.1 = 0.35; x = 0.1 * d / (sqrt(0.35) + 0.5)
     assert close(server["v"], t(0.35, 0.35))

@@ -12,7 +12,9 @@ from typing import Callable, Literal, Sequence
 
 from torch import Tensor
 
+from fedbench.errors import ConfigError, require
 from fedbench.params import weighted_mean
+from fedbench.server_optimizers import ServerOptimizer, sgd
 
 State = dict[str, Tensor]
 
@@ -108,3 +110,19 @@ def mean_upload(uploads: Sequence[Upload], key: str, weighted: bool = True) -> T
     """Mean of the uploads' ``key`` tensors, weighted by sample counts unless ``weighted=False``."""
     weights = [u.weight for u in uploads] if weighted else [1.0] * len(uploads)
     return weighted_mean([u.tensors[key] for u in uploads], weights)
+
+
+def init_with(opt: ServerOptimizer) -> Callable[[Tensor], State]:
+    """Initial server state of algorithms that keep the global model and their optimizer's state."""
+    return lambda params: {"params": params.clone(), **opt.init(params)}
+
+
+def server_opt(server_optimizer: ServerOptimizer | None, server_lr: float | None = None) -> ServerOptimizer:
+    """The server optimizer an algorithm factory was given: ``server_optimizer``, or plain SGD with
+    ``server_lr`` (default 1, i.e. the plain average) for Python callers who pass only a rate."""
+    if server_optimizer is not None and server_lr is not None:
+        raise ConfigError("algorithm.server_lr and server_optimizer both given: set server_optimizer.lr instead")
+    if server_optimizer is not None:
+        return server_optimizer
+    require(server_lr is None or server_lr > 0, "algorithm.server_lr", "> 0", server_lr)
+    return sgd(1.0 if server_lr is None else server_lr)

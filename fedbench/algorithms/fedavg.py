@@ -1,33 +1,42 @@
-"""Federated Averaging (FedAvg).
+"""Federated Averaging (FedAvg), and with a server optimizer the FedOpt family.
 
 McMahan, Moore, Ramage, Hampson, Agüera y Arcas. "Communication-Efficient Learning of Deep
 Networks from Decentralized Data", AISTATS 2017 (Algorithm 1). Each sampled client runs E
 epochs of minibatch SGD from the global model; the server replaces the model with the
 sample-weighted mean ``x <- sum_k n_k y_k / sum_k n_k``.
 
-``upload="pseudo_gradient"`` sends ``x - y_k`` instead and the server steps
-``x <- x - server_lr * mean_k(x - y_k)`` (Reddi et al., 2021, "Adaptive Federated
-Optimization", Algorithm 1 with SGD as server optimizer); with ``server_lr = 1`` both agree.
+With a ``server_optimizer`` (Reddi et al., "Adaptive Federated Optimization", ICLR 2021,
+Algorithm 1) the server instead steps on the pseudo-gradient ``g = x - mean_k y_k``: plain SGD with
+``lr = 1`` is the paper's FedAvg, ``momentum`` is FedAvgM (Hsu et al. 2019), ``adam`` / ``yogi`` /
+``adagrad`` are FedAdam / FedYogi / FedAdagrad. The ``fedavgm`` and ``fedadam``-style algorithm
+configs are presets of this one function.
+
+``upload="pseudo_gradient"`` sends ``x - y_k`` instead of ``y_k``; the server update is the same
+(up to float rounding), only what travels differs.
 """
 
 from __future__ import annotations
 
 from typing import Sequence
 
-from fedbench.algorithms.base import Algorithm, LocalResult, State, Upload, delta, mean_upload, params_only
-from fedbench.errors import require, require_choice
+from fedbench.algorithms.base import Algorithm, LocalResult, State, Upload, delta, init_with, mean_upload, server_opt
+from fedbench.errors import require_choice
+from fedbench.server_optimizers import ServerOptimizer, apply, move_toward
 
 
-def fedavg(upload: str = "weights", server_lr: float = 1.0, drop_stragglers: bool = True) -> Algorithm:
-    """FedAvg.
+def fedavg(upload: str = "weights", server_lr: float | None = None, drop_stragglers: bool = True,
+           server_optimizer: ServerOptimizer | None = None, name: str = "fedavg") -> Algorithm:
+    """FedAvg (and FedAvgM, FedAdam, FedYogi, FedAdagrad through ``server_optimizer``).
 
     Args:
         upload: ``weights`` (clients send y_k) or ``pseudo_gradient`` (clients send x - y_k).
-        server_lr: server step size on the averaged pseudo-gradient (``pseudo_gradient`` only).
+        server_lr: shorthand for ``server_optimizer=sgd(lr=server_lr)`` (Python callers).
         drop_stragglers: discard clients that do not finish their epochs (FedProx paper's FedAvg baseline).
+        server_optimizer: the server step (default: SGD with lr 1, i.e. plain averaging).
+        name: the name logs and reports use (the presets set ``fedavgm``, ``fedadam``, ...).
     """
     require_choice(upload, "algorithm.upload", ["weights", "pseudo_gradient"])
-    require(server_lr > 0, "algorithm.server_lr", "> 0", server_lr)
+    opt = server_opt(server_optimizer, server_lr)
 
     def client_upload(server: State, local: LocalResult, client: State) -> tuple[Upload, State]:
         body = local.params if upload == "weights" else delta(server["params"], local.params)
@@ -35,8 +44,7 @@ def fedavg(upload: str = "weights", server_lr: float = 1.0, drop_stragglers: boo
 
     def server_update(server: State, uploads: Sequence[Upload]) -> tuple[State, dict[str, float]]:
         avg = mean_upload(uploads, upload)
-        params = avg if upload == "weights" else server["params"] - server_lr * avg
-        return {**server, "params": params}, {}
+        return (move_toward(opt, server, avg) if upload == "weights" else apply(opt, server, avg)), {}
 
-    return Algorithm("fedavg", params_only, client_upload, server_update, drop_stragglers=drop_stragglers,
-                     options={"upload": upload, "server_lr": server_lr})
+    return Algorithm(name, init_with(opt), client_upload, server_update, drop_stragglers=drop_stragglers,
+                     options={"upload": upload, "server_optimizer": opt.name, **opt.options})
