@@ -11,17 +11,17 @@ import numpy as np
 import torch
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
-from omegaconf import DictConfig
+from lightning import LightningModule
+from omegaconf import DictConfig, OmegaConf
 
 from fedbench.algorithms.base import Algorithm
 from fedbench.backends import Backend
 from fedbench.client import ClientPlan
 from fedbench.data.base import FederatedData
-from fedbench.errors import ConfigError
+from fedbench.errors import ConfigError, require
 from fedbench.network import Network
 from fedbench.partition.common import label_counts
 from fedbench.seeding import derive_seed
-from fedbench.tasks.classifier import ClassifierTask
 from fedbench.validate import validate_sizes
 from fedbench.workload import speed_factors
 
@@ -33,12 +33,13 @@ class Experiment:
     data: FederatedData
     parts: list[np.ndarray]
     client_data: list[tuple[torch.Tensor, torch.Tensor]]
-    task: ClassifierTask
+    task: LightningModule
     algorithm: Algorithm
     backend: Backend
     plan: ClientPlan
     network: Network
     speeds: list[float]
+    local_buffers: bool = False
 
 
 def build_part(node: DictConfig, **kwargs: Any) -> Any:
@@ -76,12 +77,41 @@ def build(cfg: DictConfig) -> Experiment:
     validate_sizes(cfg.num_clients, len(data.y_train))
     parts = partitioner(data.train_labels, cfg.num_clients, cfg.seed, data.groups)
     client_data = [(data.x_train[p].contiguous(), data.y_train[p].contiguous()) for p in parts]
-    torch.manual_seed(derive_seed(cfg.seed, "init"))
-    model = build_part(cfg.model)(input_shape=data.input_shape, num_classes=data.num_classes)
-    task = ClassifierTask(model, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    task = build_task(cfg, data)
+    check_batch_norm(task, [len(p) for p in parts], cfg.batch_size)
     plan = ClientPlan(cfg.batch_size, cfg.seed, cfg.lr)
     speeds = speed_factors(cfg.num_clients, cfg.seed, cfg.client_speed.sigma, cfg.client_speed.factors)
-    return Experiment(data, parts, client_data, task, algorithm, backend, plan, network, speeds)
+    return Experiment(data, parts, client_data, task, algorithm, backend, plan, network, speeds,
+                      bool(cfg.task.get("local_buffers", False)))
+
+
+def build_task(cfg: DictConfig, data: FederatedData) -> LightningModule:
+    """The ``task`` LightningModule around the ``model`` group's network, initialised from the seed
+    (the same initial model in every paradigm and backend). ``task.local_buffers`` is fedbench's own
+    knob, not the module's."""
+    torch.manual_seed(derive_seed(cfg.seed, "init"))
+    model = build_part(cfg.model)(input_shape=data.input_shape, num_classes=data.num_classes)
+    task = task_factory(cfg.task)(model=model)
+    require(isinstance(task, LightningModule), "task", "a LightningModule factory (_partial_: true)", type(task).__name__)
+    return task
+
+
+def task_factory(node: DictConfig) -> Any:
+    """The ``task`` config's ``model -> LightningModule`` factory (``local_buffers`` checked and left out)."""
+    spec = OmegaConf.to_container(node, resolve=True)
+    local_buffers = spec.pop("local_buffers", False)
+    require(isinstance(local_buffers, bool), "task.local_buffers", "true or false", local_buffers)
+    return build_part(OmegaConf.create(spec))
+
+
+def check_batch_norm(task: LightningModule, sizes: list[int], batch_size: int | None) -> None:
+    """BatchNorm cannot train on a batch of one sample: refuse, before training, a batch size that
+    leaves some client a last batch of one."""
+    if not any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in task.modules()):
+        return
+    bad = [n for n in sizes if (n if batch_size is None or batch_size >= n else n % batch_size) == 1]
+    require(not bad, "batch_size", f"a size that leaves no client a last batch of 1 sample with a BatchNorm model "
+            f"({len(bad)} client(s) have such a size, e.g. {bad[0] if bad else 0} samples)", batch_size)
 
 
 def save_partition(exp: Experiment, output_dir: Path) -> None:

@@ -41,6 +41,27 @@ def fingerprint(config: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(comparable(config), sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
+def _leaves(node: Any, prefix: str = "") -> dict[str, Any]:
+    if not isinstance(node, dict):
+        return {prefix: node}
+    out: dict[str, Any] = {}
+    for key, value in node.items():
+        out.update(_leaves(value, f"{prefix}.{key}" if prefix else str(key)))
+    return out
+
+
+def differing_keys(theirs: dict[str, Any], ours: dict[str, Any]) -> list[str]:
+    """Dotted keys whose values differ, simplest first; a key that only copies a simpler differing
+    key's change (``task.optimizer.lr`` interpolating ``lr``) is left out."""
+    a, b = _leaves(theirs), _leaves(ours)
+    keys = sorted((k for k in set(a) | set(b) if a.get(k) != b.get(k)), key=lambda k: (k.count("."), k))
+    shown: list[str] = []
+    for key in keys:
+        if not any((a.get(k), b.get(k)) == (a.get(key), b.get(key)) for k in shown):
+            shown.append(key)
+    return shown
+
+
 def save(directory: Path, payload: dict[str, Any]) -> Path:
     """Atomically write ``payload`` to ``directory/checkpoint.pt``."""
     directory.mkdir(parents=True, exist_ok=True)
@@ -73,8 +94,7 @@ def load(path: Path, config: dict[str, Any]) -> dict[str, Any]:
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise CheckpointError(f"checkpoint {path} has an unknown format (expected format {FORMAT})")
     if payload["fingerprint"] != fingerprint(config):
-        theirs, ours = payload["config"], comparable(config)
-        diff = sorted(k for k in set(theirs) | set(ours) if theirs.get(k) != ours.get(k))
+        diff = differing_keys(payload["config"], comparable(config))
         raise CheckpointError(f"checkpoint {path} was written by a different config (differs in: {', '.join(diff)}); "
                               "use a new output directory, or resume=<path> with the matching config")
     return payload

@@ -12,6 +12,7 @@ from torch import Tensor
 
 from fedbench import local
 from fedbench.algorithms.base import Algorithm, LocalResult, State
+from fedbench.params import get_buffers
 from fedbench.seeding import derive_seed, torch_generator
 
 
@@ -34,8 +35,10 @@ def run_client(
     client: int,
     round_: int,
     epochs: int,
+    buffers: Tensor | None = None,
 ) -> LocalResult:
-    """Train (or take a gradient for) ``client`` in ``round_``; all randomness keyed by (seed, round, client)."""
+    """Train (or take a gradient for) ``client`` in ``round_`` from the server model and ``buffers``;
+    all randomness keyed by (seed, round, client)."""
     x, y = data
     gen = torch_generator(plan.seed, round_, client, "batches")
     torch.manual_seed(derive_seed(plan.seed, round_, client, "local"))  # dropout & co. in the model
@@ -43,17 +46,16 @@ def run_client(
     t0 = time.perf_counter()
     start_grad = None
     if algorithm.start_gradient:  # e.g. SCAFFOLD option I: full local gradient at the server model
-        start_grad, _ = local.gradient(task, server["params"], x, y, batch_size=None, generator=gen)
+        start_grad, _ = local.gradient(task, server["params"], x, y, batch_size=None, generator=gen, buffers=buffers)
     if algorithm.work == "gradient":
-        grad, loss = local.gradient(task, server["params"], x, y, batch_size=plan.batch_size, generator=gen, extra_loss=extra)
-        params, steps = server["params"], 1
-    else:
-        grad = start_grad
-        params, steps, loss = local.train(
-            task, server["params"], x, y, epochs=epochs, batch_size=plan.batch_size,
-            generator=gen, max_steps=algorithm.max_local_steps, extra_loss=extra,
-        )
-    return LocalResult(client, params, len(y), steps, loss, time.perf_counter() - t0, plan.lr, grad)
+        grad, loss = local.gradient(task, server["params"], x, y, batch_size=plan.batch_size, generator=gen,
+                                    buffers=buffers, extra_loss=extra)
+        return LocalResult(client, server["params"], len(y), 1, loss, time.perf_counter() - t0, plan.lr, grad,
+                           get_buffers(task))
+    out = local.train(task, server["params"], x, y, epochs=epochs, batch_size=plan.batch_size, generator=gen,
+                      round_=round_, buffers=buffers, max_steps=algorithm.max_local_steps, extra_loss=extra)
+    return LocalResult(client, out.params, len(y), out.steps, out.loss, time.perf_counter() - t0,
+                       out.lr if out.steps else plan.lr, start_grad, out.buffers, out.logged)
 
 
 def _extra(algorithm: Algorithm, server: State, client_state: State, flat: Tensor) -> torch.Tensor:

@@ -1,106 +1,162 @@
 """The lean local-training loop that drives a LightningModule's own hooks.
 
 No ``lightning.Trainer`` per client: building one costs about 2x a plain loop for a small
-client. This loop calls ``configure_optimizers`` and ``training_step`` directly, Fabric
-style, on tensors indexed by slices (no DataLoader on the hot path).
+client. This loop calls ``configure_optimizers`` (every return form, with its LR scheduler; see
+:mod:`fedbench.local_optim`) and ``training_step`` directly, Fabric style, on tensors indexed by
+slices (no DataLoader on the hot path). ``self.log`` inside ``training_step`` /
+``validation_step`` is collected (Lightning routes it to the module's ``_fabric`` when there is no
+Trainer) and averaged over the steps. Buffers (BatchNorm running statistics) are set from, and
+returned with, the flat parameter vector, so nothing leaks between clients through the one module.
 """
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Callable, Iterator
 
 import torch
 from lightning import LightningModule
 from torch import Tensor
 
-from fedbench.params import flat_view, get_flat, set_flat
+from fedbench.errors import ConfigError
+from fedbench.local_optim import configure, round_rates
+from fedbench.params import flat_view, get_buffers, get_flat, set_buffers, set_flat
 
 ExtraLoss = Callable[[Tensor], Tensor]
 
 
-def make_optimizer(task: LightningModule) -> torch.optim.Optimizer:
-    """The first optimizer ``configure_optimizers`` returns (plain, list or dict form)."""
-    opt = task.configure_optimizers()
-    if isinstance(opt, (list, tuple)):
-        opt = opt[0]
-    if isinstance(opt, dict):
-        opt = opt["optimizer"]
-    return opt
+class LogSink:
+    """Collects ``self.log`` values: per name, the sum and count (summed on the tensors' device)."""
+
+    def __init__(self) -> None:
+        self.sums: dict[str, Tensor] = {}
+        self.counts: dict[str, int] = {}
+
+    def log_dict(self, metrics: dict, step: int | None = None) -> None:
+        for name, value in metrics.items():
+            value = torch.as_tensor(value).detach().float()
+            self.sums[name] = self.sums[name] + value if name in self.sums else value
+            self.counts[name] = self.counts.get(name, 0) + 1
+
+    def backward(self, loss: Tensor, *args, **kwargs) -> None:  # LightningModule.backward routes here too
+        loss.backward(*args, **kwargs)
+
+    def means(self) -> dict[str, float]:
+        return {name: float(total) / self.counts[name] for name, total in self.sums.items()}
 
 
-def batches(n: int, batch_size: int | None, epochs: int, generator: torch.Generator) -> Iterator[Tensor | None]:
-    """Index tensors of shuffled minibatches; ``None`` stands for the full batch (B = infinity)."""
-    for _ in range(epochs):
+@contextmanager
+def collecting_logs(task: LightningModule) -> Iterator[LogSink]:
+    """Route the task's ``self.log`` into a :class:`LogSink` for the duration."""
+    sink, before = LogSink(), task._fabric
+    task._fabric = sink
+    try:
+        yield sink
+    finally:
+        task._fabric = before
+
+
+@dataclass(frozen=True)
+class LocalOutcome:
+    """What :func:`train` returns: end parameters and buffers, steps, mean task loss, the mean
+    learning rate over the steps (SCAFFOLD option II divides by the summed rates) and logged means."""
+
+    params: Tensor
+    buffers: Tensor | None
+    steps: int
+    loss: float
+    lr: float
+    logged: dict[str, float]
+
+
+def batches(n: int, batch_size: int | None, epochs: int, generator: torch.Generator) -> Iterator[tuple[int, Tensor | None]]:
+    """(epoch, index tensor) of shuffled minibatches; ``None`` stands for the full batch (B = infinity)."""
+    for epoch in range(epochs):
         if batch_size is None or batch_size >= n:
-            yield None
+            yield epoch, None
             continue
         order = torch.randperm(n, generator=generator)
-        yield from order.split(batch_size)
+        for idx in order.split(batch_size):
+            yield epoch, idx
+
+
+def load(task: LightningModule, params: Tensor, buffers: Tensor | None) -> None:
+    """Put a model (and its buffers, when it has any) into the shared module."""
+    set_flat(task, params)
+    if buffers is not None:
+        set_buffers(task, buffers)
 
 
 def _loss(task: LightningModule, x: Tensor, y: Tensor, idx: Tensor | None, step: int, extra: ExtraLoss | None):
     batch = (x, y) if idx is None else (x[idx], y[idx])
     task_loss = task.training_step(batch, step)
+    if isinstance(task_loss, dict):  # Lightning allows {"loss": ..., ...}
+        task_loss = task_loss["loss"]
     total = task_loss if extra is None else task_loss + extra(flat_view(task))
     return task_loss, total
 
 
-def train(
-    task: LightningModule,
-    start: Tensor,
-    x: Tensor,
-    y: Tensor,
-    *,
-    epochs: int,
-    batch_size: int | None,
-    generator: torch.Generator,
-    max_steps: int | None = None,
-    extra_loss: ExtraLoss | None = None,
-) -> tuple[Tensor, int, float]:
-    """Run local SGD from ``start``; return (end params, steps taken, mean task loss)."""
-    set_flat(task, start)
+def train(task: LightningModule, start: Tensor, x: Tensor, y: Tensor, *, epochs: int, batch_size: int | None,
+          generator: torch.Generator, round_: int = 1, buffers: Tensor | None = None, max_steps: int | None = None,
+          extra_loss: ExtraLoss | None = None) -> LocalOutcome:
+    """Run local training from ``start`` with the task's optimizer and scheduler."""
+    load(task, start, buffers)
     task.train()
-    opt = make_optimizer(task)
-    steps, loss_sum = 0, torch.zeros(())
-    for idx in batches(len(y), batch_size, epochs, generator):
-        task_loss, total = _loss(task, x, y, idx, steps, extra_loss)
-        opt.zero_grad(set_to_none=True)
-        total.backward()
-        opt.step()
-        steps += 1
-        loss_sum += task_loss.detach()
-        if max_steps is not None and steps >= max_steps:
-            break
-    return get_flat(task), steps, float(loss_sum) / max(steps, 1)
+    plan = configure(task)
+    if plan.scheduler is not None and plan.interval == "round":
+        for group, lr in zip(plan.optimizer.param_groups, round_rates(task, round_)):
+            group["lr"] = lr
+    steps, loss_sum, rates, epoch_done = 0, torch.zeros(()), [], 0
+    with collecting_logs(task) as sink:
+        for epoch, idx in batches(len(y), batch_size, epochs, generator):
+            if plan.scheduler is not None and plan.interval == "epoch" and epoch > epoch_done:
+                epoch_done = epoch
+                if epoch % plan.frequency == 0:
+                    plan.scheduler.step()
+            task_loss, total = _loss(task, x, y, idx, steps, extra_loss)
+            plan.optimizer.zero_grad(set_to_none=True)
+            total.backward()
+            rates.append(plan.optimizer.param_groups[0]["lr"])
+            plan.optimizer.step()
+            steps += 1
+            loss_sum += task_loss.detach()
+            if plan.scheduler is not None and plan.interval == "step" and steps % plan.frequency == 0:
+                plan.scheduler.step()
+            if max_steps is not None and steps >= max_steps:
+                break
+    # a constant rate is returned as is (a mean of equal floats can be off by one ulp)
+    lr = rates[0] if len(set(rates)) == 1 else sum(rates) / max(len(rates), 1)
+    return LocalOutcome(get_flat(task), get_buffers(task), steps, float(loss_sum) / max(steps, 1), lr, sink.means())
 
 
-def gradient(
-    task: LightningModule,
-    start: Tensor,
-    x: Tensor,
-    y: Tensor,
-    *,
-    batch_size: int | None,
-    generator: torch.Generator,
-    extra_loss: ExtraLoss | None = None,
-) -> tuple[Tensor, float]:
+def gradient(task: LightningModule, start: Tensor, x: Tensor, y: Tensor, *, batch_size: int | None,
+             generator: torch.Generator, buffers: Tensor | None = None,
+             extra_loss: ExtraLoss | None = None) -> tuple[Tensor, float]:
     """Gradient of the local loss at ``start`` on the first batch ``train`` would use; no step."""
-    set_flat(task, start)
+    load(task, start, buffers)
     task.train()
-    idx = next(batches(len(y), batch_size, 1, generator))
-    task_loss, total = _loss(task, x, y, idx, 0, extra_loss)
+    _, idx = next(batches(len(y), batch_size, 1, generator))
+    with collecting_logs(task):
+        task_loss, total = _loss(task, x, y, idx, 0, extra_loss)
     grads = torch.autograd.grad(total, list(task.parameters()))
     return torch.cat([g.reshape(-1) for g in grads]).detach(), float(task_loss.detach())
 
 
 @torch.inference_mode()
-def evaluate(task: LightningModule, params: Tensor, x: Tensor, y: Tensor, chunk: int = 4096) -> tuple[float, float]:
-    """(accuracy, mean loss) of ``params`` on ``(x, y)``, through the task's ``validation_step``."""
-    set_flat(task, params)
+def evaluate(task: LightningModule, params: Tensor, x: Tensor, y: Tensor, chunk: int = 4096,
+             buffers: Tensor | None = None) -> tuple[float, float]:
+    """(accuracy, mean loss) of ``params`` on ``(x, y)``, through the task's ``validation_step``,
+    which returns the chunk's summed loss and correct count (``{"loss_sum", "correct"}``)."""
+    load(task, params, buffers)
     task.eval()
     loss_sum, correct = 0.0, 0
-    for i, start in enumerate(range(0, len(y), chunk)):
-        out = task.validation_step((x[start : start + chunk], y[start : start + chunk]), i)
-        loss_sum += float(out["loss_sum"])
-        correct += int(out["correct"])
+    with collecting_logs(task):
+        for i, start in enumerate(range(0, len(y), chunk)):
+            out = task.validation_step((x[start : start + chunk], y[start : start + chunk]), i)
+            if not isinstance(out, dict) or not {"loss_sum", "correct"} <= set(out):
+                raise ConfigError("task.validation_step must return {'loss_sum': summed loss, 'correct': number "
+                                  f"correct}} of its batch for fedbench's evaluation (got {type(out).__name__})")
+            loss_sum += float(out["loss_sum"])
+            correct += int(out["correct"])
     return correct / len(y), loss_sum / len(y)

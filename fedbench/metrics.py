@@ -19,6 +19,14 @@ TIMING_COLUMNS = ("compute_s", "aggregate_s", "eval_s", "comm_s", "idle_s", "sim
 RANK_COLUMNS = ("round", "rank", "compute_s", "wait_s", "comm_s")
 
 
+def columns(rows: Sequence[dict[str, Any]]) -> list[str]:
+    """The standard :data:`COLUMNS`, then every other scalar column of ``rows`` in first-seen order
+    (metrics are open: algorithms, topologies, compressors and tasks add their own)."""
+    extra = dict.fromkeys(k for row in rows for k, v in row.items()
+                          if k not in COLUMNS and (v is None or isinstance(v, (int, float, str, bool))))
+    return [*COLUMNS, *extra]
+
+
 def with_cumulative(row: dict[str, Any], previous: dict[str, Any] | None) -> dict[str, Any]:
     """Add ``cum_*`` columns: running totals of messages and bytes."""
     out = dict(row)

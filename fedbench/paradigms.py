@@ -37,7 +37,7 @@ from torch.distributed.algorithms.ddp_comm_hooks import default_hooks
 from torch.utils.data import DataLoader, TensorDataset
 
 from fedbench.backends.ddp import rank_and_world
-from fedbench.build import build_part
+from fedbench.build import build_part, build_task
 from fedbench.errors import ConfigError
 from fedbench.hardware import hardware
 from fedbench.local import evaluate
@@ -45,7 +45,6 @@ from fedbench.loggers import null_logger
 from fedbench.metrics import summarize, with_cumulative
 from fedbench.params import get_flat
 from fedbench.seeding import derive_seed, torch_generator
-from fedbench.tasks.classifier import ClassifierTask
 
 log = logging.getLogger("fedbench")
 # evaluation is fedbench's own (rank 0, whole test set): Lightning's logged metrics are not reduced
@@ -123,7 +122,7 @@ class EpochRecorder(Callback):
             "ranks": [{"rank": i, "compute_s": float(r[3]), "wait_s": 0.0, "comm_s": float(r[2])} for i, r in enumerate(ranks)],
         }
         self.rows.append(with_cumulative(row, self.rows[-1] if self.rows else None))
-        self.logger.log_round(self.rows[-1])
+        self.logger.on_round_end(self.rows[-1], {}, {})
         if trainer.is_global_zero:
             log.info("epoch %d/%d  acc %.4f  test_loss %.4f  train_loss %.4f  steps %d  all-reduced %.2f MB  %.2fs",
                      epoch, self.cfg.rounds, acc, loss, row["train_loss"], row["steps"],
@@ -156,9 +155,7 @@ def run_trainer(cfg: DictConfig):  # -> fedbench.run.RunResult
     global_batch = cfg.batch_size or len(data.y_train)
     if global_batch % world:
         raise ConfigError(f"batch_size (the global batch, {global_batch}) must be divisible by the {world} ranks")
-    torch.manual_seed(derive_seed(cfg.seed, "init"))  # the same initial model as the federated runs
-    model = build_part(cfg.model)(input_shape=data.input_shape, num_classes=data.num_classes)
-    task = ClassifierTask(model, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    task = build_task(cfg, data)  # the same initial model as the federated runs
     os.environ["PL_GLOBAL_SEED"] = str(derive_seed(cfg.seed, "sampler") % 2**31)  # DistributedSampler's seed
     loader = DataLoader(TensorDataset(data.x_train, data.y_train), batch_size=global_batch // world, shuffle=True,
                         generator=torch_generator(cfg.seed, "centralized-batches"))
@@ -167,7 +164,7 @@ def run_trainer(cfg: DictConfig):  # -> fedbench.run.RunResult
     main = rank == 0
     if main:
         out.mkdir(parents=True, exist_ok=True)
-    logger = build_part(cfg.logger)(str(out), config, []) if main else null_logger()
+    logger = build_part(cfg.logger)(str(out), config, []) if main else null_logger()  # loggers only: epochs, not rounds
     recorder = EpochRecorder(cfg, data, counter, world, logger)
     if world > 1:
         devices, nodes = _layout(world)
@@ -185,7 +182,7 @@ def run_trainer(cfg: DictConfig):  # -> fedbench.run.RunResult
     extra = {"algorithm": cfg.paradigm, "dataset": data.name, "num_train": len(data.y_train), "hardware": hardware(world),
              "num_params": num_params, "output_dir": str(out), "config": config}
     summary = summarize(recorder.rows, cfg.target_accuracy, extra)
-    logger.finish(summary)
+    logger.on_run_end(summary)
     if main:
         log.info("done: final accuracy %s, best %s", summary["final_accuracy"], summary["best_accuracy"])
     return RunResult(out, recorder.rows, summary, {"params": get_flat(task)}, {})

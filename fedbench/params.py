@@ -30,6 +30,28 @@ def set_flat(module: nn.Module, flat: Tensor) -> None:
         raise ValueError(f"flat vector has {flat.numel()} entries, module has {offset} parameters")
 
 
+def get_buffers(module: nn.Module) -> Tensor | None:
+    """The module's buffers (BatchNorm running mean/var and batch counts) as one flat fp32 vector,
+    or None when it has none. Integer buffers are exact in fp32 up to 2^24."""
+    buffers = list(module.buffers())
+    if not buffers:
+        return None
+    return torch.cat([b.detach().reshape(-1).to(torch.float32) for b in buffers])
+
+
+def set_buffers(module: nn.Module, flat: Tensor) -> None:
+    """Copy ``flat`` into the module's buffers (integer buffers rounded, e.g. averaged batch counts)."""
+    offset = 0
+    with torch.no_grad():
+        for b in module.buffers():
+            n = b.numel()
+            part = flat[offset : offset + n].view_as(b)
+            b.copy_(part if b.is_floating_point() else part.round())
+            offset += n
+    if offset != flat.numel():
+        raise ValueError(f"flat vector has {flat.numel()} entries, module has {offset} buffer entries")
+
+
 def flat_view(module: nn.Module) -> Tensor:
     """The module's parameters as one differentiable flat vector (for local loss terms)."""
     return torch.cat([p.reshape(-1) for p in module.parameters()])

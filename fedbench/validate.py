@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from fedbench.errors import require, require_choice
+from fedbench.errors import require
 
 
 def is_int(v: Any) -> bool:
@@ -52,7 +52,6 @@ def validate_knobs(cfg: Mapping[str, Any]) -> None:
     f = sp["factors"]
     require(f is None or (len(f) == cfg["num_clients"] and all(is_num(v) and v > 0 for v in f)),
             "client_speed.factors", f"null or a list of num_clients ({cfg['num_clients']}) numbers > 0", f)
-    require_choice(cfg["paradigm"], "paradigm", ("federated", "centralized", "data_parallel"))
 
 
 def validate_sizes(num_clients: int, num_samples: int) -> None:

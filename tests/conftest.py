@@ -7,8 +7,9 @@ from pathlib import Path
 from typing import Callable
 
 import pytest
-from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
+
+from fedbench.config import compose
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"
@@ -17,8 +18,7 @@ SHARED_MNIST = ROOT.parent / "shared" / "data"
 
 def compose_config(overrides: list[str], output_dir: Path) -> DictConfig:
     """The composed config for ``overrides`` with ``output_dir`` set (no Hydra run needed)."""
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        return compose("config", overrides=[*overrides, f"output_dir={output_dir}"])
+    return compose(overrides, output_dir)
 
 
 @pytest.fixture

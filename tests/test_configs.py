@@ -7,12 +7,14 @@ from hydra.utils import instantiate
 
 from fedbench.algorithms.base import Algorithm
 from fedbench.backends import Backend
+from fedbench.build import task_factory
 from fedbench.data.base import FederatedData
 from fedbench.loggers import Logger
+from fedbench.server_optimizers import ServerOptimizer
 from tests.conftest import CONF
 from tests.fake_vision import write_cifar10, write_mnist
 
-GROUPS = ("algorithm", "dataset", "partitioner", "model", "backend", "logger")
+GROUPS = ("algorithm", "dataset", "partitioner", "model", "backend", "logger", "server_optimizer", "task", "paradigm")
 OPTIONS = sorted((p.parent.name, p.stem) for p in CONF.glob("*/*.yaml") if p.parent.name in GROUPS)
 STUDIES = sorted(p.stem for p in CONF.glob("study/*.yaml"))
 GLOBAL_GROUPS = ("arm", "fedavg_arch")  # @package _global_ option groups that studies sweep with "+group=option"
@@ -24,7 +26,7 @@ def test_every_yaml_is_covered():
     covered = {f"{g}/{o}.yaml" for g, o in OPTIONS} | {f"study/{s}.yaml" for s in STUDIES} | \
         {f"hydra/launcher/{n}.yaml" for n in LAUNCHERS} | {"config.yaml", "local.example/slurm.yaml"} | set(GLOBAL_OPTIONS)
     assert {str(p.relative_to(CONF)) for p in CONF.rglob("*.yaml")} == covered
-EXPECTED_TYPE = {"algorithm": Algorithm, "backend": Backend, "dataset": FederatedData}
+EXPECTED_TYPE = {"algorithm": Algorithm, "backend": Backend, "dataset": FederatedData, "server_optimizer": ServerOptimizer}
 
 
 @pytest.fixture
@@ -45,7 +47,10 @@ def test_every_group_has_options():
 def test_option_composes_and_instantiates(make_cfg, vision_root, tmp_path, group, option):
     extra = [f"dataset.root={vision_root}"] if group == "dataset" and option in ("mnist", "fashion_mnist", "cifar10") else []
     cfg = make_cfg(f"{group}={option}", *extra)
-    part = instantiate(cfg[group])
+    if group == "paradigm":  # an @package _global_ group: its name and the runner run() calls
+        assert cfg.paradigm == option and callable(instantiate(cfg.runner))
+        return
+    part = task_factory(cfg.task) if group == "task" else instantiate(cfg[group])
     if group == "backend" and part.name == "ddp":  # a 1-process gloo group: tear it down again
         import torch.distributed as dist
 
@@ -59,6 +64,11 @@ def test_option_composes_and_instantiates(make_cfg, vision_root, tmp_path, group
         assert callable(part)
     elif group == "logger":
         assert isinstance(part(str(tmp_path / "log"), {}), Logger)
+    elif group == "task":
+        from lightning import LightningModule
+        from torch import nn
+
+        assert isinstance(part(model=nn.Linear(2, 2)), LightningModule)
 
 
 def test_mcmahan_model_sizes():

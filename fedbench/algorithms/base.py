@@ -31,7 +31,9 @@ class LocalResult:
         train_loss: mean task loss over those steps (local loss terms excluded).
         compute_s: wall time of the local work.
         grad: gradient at the start model (for ``work="gradient"`` or ``start_gradient``).
-        lr: the local learning rate used.
+        lr: the local learning rate used (its mean over the steps when a scheduler changes it).
+        buffers: the local model's buffers after training (BatchNorm statistics), None without any.
+        logged: the task's ``self.log`` values, each averaged over the client's steps.
     """
 
     client: int
@@ -42,6 +44,8 @@ class LocalResult:
     compute_s: float
     lr: float
     grad: Tensor | None = None
+    buffers: Tensor | None = None
+    logged: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""Weights & Biases: one W&B run per job, next to the local CSV/JSON files (always written).
+"""Weights & Biases: one W&B run per job, next to the local CSV/JSON record (always written).
 
 The run is grouped by sweep (``group`` = the multirun folder name), typed by algorithm
 (``job_type``) and tagged with dataset and partitioner, so the W&B UI can group runs by
@@ -13,8 +13,7 @@ import math
 from pathlib import Path
 from typing import Any, Sequence
 
-from fedbench.loggers import Logger
-from fedbench.loggers.csv import csv_logger
+from fedbench.callbacks import Callback
 
 
 def flatten(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -44,13 +43,12 @@ def _sweep_name() -> str | None:
 
 def wandb_logger(output_dir: str, config: dict[str, Any] | None = None, history: Sequence[dict[str, Any]] = (),
                  project: str = "fedbench", entity: str | None = None, group: str | None = None,
-                 mode: str = "offline", tags: Sequence[str] = ()) -> Logger:
-    """Log to W&B and to the local files. ``group=None`` uses the sweep folder's name."""
+                 mode: str = "offline", tags: Sequence[str] = ()) -> Callback:
+    """Log rounds and the summary to W&B (``logger=[csv,wandb]``). ``group=None`` uses the sweep folder's name."""
     import wandb  # imported only when this logger is chosen
     from wandb.sdk.lib import runid
 
     config = config or {}
-    local = csv_logger(output_dir, config, history)
     id_file = Path(output_dir) / "wandb_run_id.txt"
     run_id = id_file.read_text().strip() if id_file.exists() and history else runid.generate_id()
     id_file.write_text(run_id + "\n")
@@ -63,13 +61,11 @@ def wandb_logger(output_dir: str, config: dict[str, Any] | None = None, history:
     run.define_metric("round")
     run.define_metric("*", step_metric="round")
 
-    def log_round(row: dict[str, Any]) -> None:
-        local.log_round(row)
+    def log_round(row: dict[str, Any], server: Any = None, clients: Any = None) -> None:
         run.log({k: v for k, v in row.items() if not (isinstance(v, float) and math.isnan(v))})
 
     def finish(summary: dict[str, Any]) -> None:
-        local.finish(summary)
         run.summary.update({k: v for k, v in summary.items() if k != "config" and v is not None})
         run.finish()
 
-    return Logger(log_round, finish)
+    return Callback(log_round, finish)

@@ -1,32 +1,48 @@
 """The classification task as a LightningModule.
 
 fedbench's own local loop (``fedbench.local``) drives ``training_step`` and
-``configure_optimizers`` for every client; ``lightning.Trainer`` can fit the very same
-module for centralized baselines.
+``configure_optimizers`` for every client; ``lightning.Trainer`` fits the very same
+module for the centralized and data-parallel baselines. ``conf/task/classifier.yaml`` builds it
+with the ``model`` group's network and a partial optimizer (and scheduler), as
+lightning-hydra-template's model configs do.
 """
 
 from __future__ import annotations
+
+from functools import partial
+from typing import Any, Callable, Iterable
 
 import lightning as L
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+OptimizerFactory = Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer]
+SchedulerFactory = Callable[[torch.optim.Optimizer], Any]
+INTERVALS = ("step", "epoch", "round")
+
 
 class ClassifierTask(L.LightningModule):
-    """Cross-entropy classification with a plain SGD local optimizer.
+    """Cross-entropy classification.
 
     Args:
-        model: the network, from ``fedbench.tasks.models``.
-        lr: local (client) learning rate.
-        momentum: local SGD momentum (0 in the FedAvg paper).
-        weight_decay: local L2 penalty.
+        model: the network, from the ``model`` group (``fedbench.tasks.models``).
+        optimizer: ``params -> Optimizer`` (a ``_partial_`` torch optimizer); default SGD, lr 0.1.
+        scheduler: ``optimizer -> LR scheduler`` (``_partial_``) or None.
+        scheduler_interval: when the scheduler steps: ``step`` (every local step), ``epoch`` (every
+            local epoch; both restart each round, as the client builds a fresh optimizer) or
+            ``round`` (once per communication round: round r trains with the rate after r - 1 steps).
     """
 
-    def __init__(self, model: nn.Module, lr: float, momentum: float = 0.0, weight_decay: float = 0.0) -> None:
+    def __init__(self, model: nn.Module, optimizer: OptimizerFactory | None = None,
+                 scheduler: SchedulerFactory | None = None, scheduler_interval: str = "round") -> None:
         super().__init__()
+        from fedbench.errors import require_choice
+
+        require_choice(scheduler_interval, "task.scheduler_interval", INTERVALS)
         self.model = model
-        self.lr, self.momentum, self.weight_decay = lr, momentum, weight_decay
+        self.optimizer = optimizer or partial(torch.optim.SGD, lr=0.1)
+        self.scheduler, self.scheduler_interval = scheduler, scheduler_interval
 
     def forward(self, x: Tensor) -> Tensor:
         return self.model(x)
@@ -51,5 +67,10 @@ class ClassifierTask(L.LightningModule):
             self.log("val_accuracy", out["correct"].float() / len(y), prog_bar=True)
         return out
 
-    def configure_optimizers(self) -> torch.optim.Optimizer:
-        return torch.optim.SGD(self.parameters(), lr=self.lr, momentum=self.momentum, weight_decay=self.weight_decay)
+    def configure_optimizers(self) -> Any:
+        opt = self.optimizer(self.parameters())
+        if self.scheduler is None:
+            return opt
+        # under lightning.Trainer a "round" is an epoch (the baselines' rows are epochs)
+        interval = "epoch" if self.scheduler_interval == "round" and self._trainer is not None else self.scheduler_interval
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": self.scheduler(opt), "interval": interval}}

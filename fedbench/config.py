@@ -1,0 +1,55 @@
+"""Compose fedbench's config in-process (tests, notebooks, HPO trials), with clear errors.
+
+``compose(["algorithm=scaffold", "rounds=5"], output_dir)`` returns exactly the config the command
+line would build. An unknown option of a config group (``paradigm=gossip``) raises
+:class:`~fedbench.errors.ConfigError` ``"paradigm must be one of ['federated', 'centralized',
+'data_parallel'] (got 'gossip')"``, the default option first, instead of Hydra's composition error.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator, Sequence
+
+from hydra import compose as hydra_compose
+from hydra import initialize_config_dir
+from hydra.errors import MissingConfigException
+from omegaconf import DictConfig, OmegaConf
+
+from fedbench.errors import ConfigError, require_choice
+
+CONF = Path(__file__).resolve().parents[1] / "conf"
+
+
+def _default_option(group: str) -> str | None:
+    for entry in OmegaConf.to_container(OmegaConf.load(CONF / "config.yaml")).get("defaults", []):
+        if isinstance(entry, dict) and group in entry and isinstance(entry[group], str):
+            return entry[group]
+    return None
+
+
+@contextmanager
+def group_option_errors() -> Iterator[None]:
+    """Turn Hydra's "Could not find '<group>/<option>'" into a ConfigError naming the choices."""
+    try:
+        yield
+    except MissingConfigException as err:
+        missing, options = err.missing_cfg_file or "", list(err.options or [])
+        if "/" not in missing or not options:
+            raise
+        group, option = missing.rsplit("/", 1)
+        default = _default_option(group)
+        ordered = ([default] if default in options else []) + [o for o in options if o != default]
+        require_choice(option, group, ordered)
+        raise
+
+
+def compose(overrides: Sequence[str], output_dir: str | Path | None = None) -> DictConfig:
+    """The composed config for ``overrides`` (``output_dir`` set when given); no Hydra run needed."""
+    extra = [f"output_dir={output_dir}"] if output_dir is not None else []
+    with group_option_errors(), initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        return hydra_compose("config", overrides=[*overrides, *extra])
+
+
+__all__ = ["compose", "group_option_errors", "ConfigError"]
