@@ -1,24 +1,92 @@
-"""Command-line glue: run a config, turning bad input into one clear line and exit code 2."""
+"""Command-line glue: run a config, turning bad input into one clear line and exit code 2.
+
+In a multirun (``-m``), one job's failure does not end the sweep: the job's folder gets a
+``failure.json`` saying why (the error, its type and traceback), the other jobs run, and when the
+sweep ends :class:`SweepFailures` lists the failed jobs and exits with their number as status.
+"""
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Any
 
+from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 from fedbench.errors import ConfigError
 
 log = logging.getLogger("fedbench")
+FAILURE_FILE = "failure.json"
+
+
+def _in_multirun() -> bool:
+    try:
+        from hydra.core.hydra_config import HydraConfig
+        from hydra.types import RunMode
+
+        return HydraConfig.get().mode == RunMode.MULTIRUN
+    except ValueError:  # not under Hydra
+        return False
+
+
+def record_failure(output_dir: str | Path, err: BaseException) -> Path:
+    """Write ``<output_dir>/failure.json``: what went wrong in this job."""
+    out = Path(output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    payload = {"status": "failed", "error": str(err), "type": type(err).__name__, "time": time.time(),
+               "traceback": "".join(traceback.format_exception(err))}
+    path = out / FAILURE_FILE
+    path.write_text(json.dumps(payload, indent=2) + "\n")
+    return path
 
 
 def guarded(cfg: DictConfig) -> float | None:
     """Run ``cfg``; return the final accuracy (the value Hydra sweepers optimise)."""
     from fedbench.run import run  # heavy imports (torch, lightning) after Hydra parsed the command line
 
+    multirun = _in_multirun()
     try:
-        return run(cfg).summary["final_accuracy"]
+        result = run(cfg).summary["final_accuracy"]
     except ConfigError as err:
         log.error("invalid configuration: %s", err)
         print(f"fedbench: invalid configuration: {err}", file=sys.stderr)
-        sys.exit(2)
+        if not multirun:
+            sys.exit(2)
+        record_failure(cfg.output_dir, err)
+        return None
+    except Exception as err:  # noqa: BLE001 - in a sweep, record it and go on with the next job
+        if not multirun:
+            raise
+        log.exception("job failed: %s", err)
+        print(f"fedbench: job failed ({type(err).__name__}: {err}); see {Path(cfg.output_dir) / FAILURE_FILE}",
+              file=sys.stderr)
+        record_failure(cfg.output_dir, err)
+        return None
+    (Path(cfg.output_dir) / FAILURE_FILE).unlink(missing_ok=True)  # a rerun that succeeded
+    return result
+
+
+class SweepFailures(Callback):
+    """Hydra callback: at the end of a multirun, list the jobs that failed and exit with their count."""
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        self.started = time.time()
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        sweep = Path(config.hydra.sweep.dir)
+        failed = []
+        for path in sorted(sweep.rglob(FAILURE_FILE)):
+            record = json.loads(path.read_text())
+            if record.get("time", 0) >= getattr(self, "started", 0):
+                failed.append((path.parent, record))
+        if not failed:
+            return
+        lines = [f"fedbench: {len(failed)} job(s) of the sweep failed:"]
+        lines += [f"  {folder}: {rec['type']}: {rec['error']}" for folder, rec in failed]
+        print("\n".join(lines), file=sys.stderr)
+        sys.exit(min(len(failed), 255))

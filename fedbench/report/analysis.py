@@ -42,6 +42,30 @@ def md_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     return "\n".join(lines)
 
 
+# columns collect() adds to the long metrics table (not metrics a run wrote)
+_TABLE_COLUMNS = ("label", "run", "seed", "world_size")
+
+
+def extra_columns(metrics: pd.DataFrame) -> list[str]:
+    """Numeric per-round columns beyond fedbench's standard ones (a server update's metrics such as
+    FedNova's ``tau_eff``, a task's ``self.log`` values, ...), in the order they appear."""
+    from fedbench.metrics import COLUMNS
+
+    return [c for c in metrics.columns if c not in COLUMNS and c not in _TABLE_COLUMNS
+            and pd.api.types.is_numeric_dtype(metrics[c]) and metrics[c].notna().any()]
+
+
+def extra_rows(metrics: pd.DataFrame, columns: Sequence[str]) -> list[list[Any]]:
+    """Per group and extra column: its mean over rounds and its last value (each a mean over seeds)."""
+    rows = []
+    for label, frame in metrics.groupby("label", sort=False):
+        for col in columns:
+            per_run = frame.dropna(subset=[col]).groupby("run")[col]
+            if per_run.ngroups:
+                rows.append([label, col, mean_sd(per_run.mean().tolist())[0], mean_sd(per_run.last().tolist())[0]])
+    return rows
+
+
 def summary_rows(groups: dict[str, list[RunRecord]]) -> list[list[Any]]:
     """Per group: runs, final and best accuracy (mean, sd over seeds), rounds to target, totals."""
     rows = []

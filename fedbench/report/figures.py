@@ -62,6 +62,17 @@ def accuracy_vs_bytes(metrics: pd.DataFrame, path: Path) -> Path:
     return _save(fig, path)
 
 
+def extra_metrics(metrics: pd.DataFrame, columns: list[str], path: Path) -> Path:
+    """One panel per extra per-round column (see ``analysis.extra_columns``), every group a line."""
+    fig, axes = plt.subplots(len(columns), 1, figsize=(9.5, 2.6 * len(columns) + 0.6), squeeze=False)
+    for ax, col in zip(axes[:, 0], columns):
+        sns.lineplot(data=metrics.dropna(subset=[col]), x="round", y=col, hue="label", errorbar="sd", ax=ax)
+        ax.set(xlabel="round", ylabel=col)
+        _legend(ax)
+    axes[0, 0].set_title("Other per-round metrics (mean over seeds, band = 1 sd)")
+    return _save(fig, path)
+
+
 def label_distribution(partition: dict[str, Any], title: str, path: Path, max_clients: int = 50) -> Path:
     """Stacked bars: each client's training examples per label (the picture of non-IID-ness)."""
     counts = np.asarray(partition["label_counts"])[:max_clients]

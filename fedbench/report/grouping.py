@@ -11,7 +11,8 @@ from typing import Any, Sequence
 
 from fedbench.report.runs import RunRecord, flatten
 
-IGNORED = ("seed", "output_dir", "resume", "checkpoint_every", "logger", "hydra", "dataset.root", "stop_at_target")
+IGNORED = ("seed", "output_dir", "resume", "checkpoint_every", "logger", "callbacks", "hydra", "dataset.root",
+           "stop_at_target", "runner")
 
 
 def _ignored(key: str) -> bool:
@@ -28,7 +29,7 @@ def _name(key: str) -> str:
     return key[: -len("._target_")] if key.endswith("._target_") else key
 
 
-IDENTITY = ("algorithm._target_", "paradigm", "dataset._target_", "partitioner._target_", "model._target_")
+IDENTITY = ("algorithm._target_", "algorithm.name", "server_optimizer._target_", "paradigm", "dataset._target_", "partitioner._target_", "model._target_")
 
 
 def varying_keys(runs: Sequence[RunRecord]) -> list[str]:
@@ -60,7 +61,7 @@ def group_values(run: RunRecord, keys: Sequence[str]) -> dict[str, Any]:
     flat = flatten(run.summary.get("config", {}))
     out = {}
     for key in keys:
-        if key == "algorithm._target_" and run.summary.get("algorithm"):
+        if key in ("algorithm._target_", "algorithm.name") and run.summary.get("algorithm"):
             out["algorithm"] = run.summary["algorithm"]
         else:
             out[_name(key)] = _short(key, flat.get(key))

@@ -82,6 +82,13 @@ def write_report(runs: Sequence[RunRecord], problems: Sequence[RunRecord], out: 
              "analytic totals use P parameters of 4 bytes. The network model adds `comm_sim_s` per round "
              "(latency + size / bandwidth for the configured collective).", "",
              img("accuracy_vs_bytes", "accuracy vs bytes"), "", img("time_breakdown", "time breakdown"), ""]
+    extra = A.extra_columns(metrics)
+    if extra:
+        figs["extra"] = F.extra_metrics(metrics, extra, out / "extra_metrics.png")
+        text += ["## Other per-round metrics", "", "Columns a run's `metrics.csv` carries beyond the standard ones "
+                 "(an algorithm's server-update metrics, a task's `self.log` values, ...).", "",
+                 A.md_table(["group", "metric", "mean over rounds", "last value"], A.extra_rows(metrics, extra)), "",
+                 img("extra", "other per-round metrics"), ""]
     text += ["## HPO findings", "", _hpo(groups, keys, runs), ""]
     text += ["## Discussion", "", _discussion(groups, keys, metrics, runs), ""]
     text += ["## Runs", "", A.md_table(["group", "run folders"], [[g, ", ".join(f"`{_rel(r.path, out)}`" for r in rs)]

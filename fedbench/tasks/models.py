@@ -16,12 +16,14 @@ def logreg(input_shape: Sequence[int], num_classes: int) -> nn.Module:
     return nn.Sequential(nn.Flatten(), nn.Linear(math.prod(input_shape), num_classes))
 
 
-def mlp(input_shape: Sequence[int], num_classes: int, hidden: Sequence[int] = (200, 200)) -> nn.Module:
-    """McMahan et al. (2017)'s "2NN": fully connected, two hidden layers of 200 ReLU units by default."""
+def mlp(input_shape: Sequence[int], num_classes: int, hidden: Sequence[int] = (200, 200),
+        batch_norm: bool = False) -> nn.Module:
+    """McMahan et al. (2017)'s "2NN": fully connected, two hidden layers of 200 ReLU units by default.
+    ``batch_norm`` puts a BatchNorm1d (Ioffe & Szegedy 2015) before each ReLU: a model with buffers."""
     layers: list[nn.Module] = [nn.Flatten()]
     width = math.prod(input_shape)
     for h in hidden:
-        layers += [nn.Linear(width, h), nn.ReLU()]
+        layers += [nn.Linear(width, h), *([nn.BatchNorm1d(h)] if batch_norm else []), nn.ReLU()]
         width = h
     layers.append(nn.Linear(width, num_classes))
     return nn.Sequential(*layers)
