@@ -78,3 +78,15 @@ def test_batch_norm_refuses_a_last_batch_of_one_sample(make_cfg):
 def test_batch_norm_model_trains_federated(make_cfg):
     result = run(make_cfg("model=mlp_bn", "rounds=5", "batch_size=16"))
     assert result.summary["final_accuracy"] > 0.85
+
+
+@pytest.mark.slow
+def test_forked_ddp_ranks_carry_buffers_like_inprocess(tmp_path):
+    from tests.test_ddp import assert_matches_inprocess
+
+    args = ["model=mlp_bn", "batch_size=16", "rounds=2", "num_clients=6", "client_fraction=0.5", "local_epochs=1"]
+    run(compose_config([*args, "backend=ddp", "backend.workers=2", "backend.threads=1"], tmp_path / "ddp"))
+    assert_matches_inprocess(args, tmp_path / "ddp", tmp_path / "ref")
+    ddp = torch.load(tmp_path / "ddp" / "checkpoint" / "checkpoint.pt", weights_only=True)["server"]["buffers"]
+    ref = torch.load(tmp_path / "ref" / "checkpoint" / "checkpoint.pt", weights_only=True)["server"]["buffers"]
+    assert torch.allclose(ddp, ref, atol=1e-5)
