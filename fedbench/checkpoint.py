@@ -20,6 +20,7 @@ from typing import Any
 
 import torch
 
+from fedbench.dicts import flatten
 from fedbench.errors import ConfigError
 
 FORMAT = 1
@@ -41,19 +42,10 @@ def fingerprint(config: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(comparable(config), sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def _leaves(node: Any, prefix: str = "") -> dict[str, Any]:
-    if not isinstance(node, dict):
-        return {prefix: node}
-    out: dict[str, Any] = {}
-    for key, value in node.items():
-        out.update(_leaves(value, f"{prefix}.{key}" if prefix else str(key)))
-    return out
-
-
 def differing_keys(theirs: dict[str, Any], ours: dict[str, Any]) -> list[str]:
     """Dotted keys whose values differ, simplest first; a key that only copies a simpler differing
     key's change (``task.optimizer.lr`` interpolating ``lr``) is left out."""
-    a, b = _leaves(theirs), _leaves(ours)
+    a, b = flatten(theirs), flatten(ours)
     keys = sorted((k for k in set(a) | set(b) if a.get(k) != b.get(k)), key=lambda k: (k.count("."), k))
     shown: list[str] = []
     for key in keys:

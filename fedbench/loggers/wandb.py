@@ -14,15 +14,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from fedbench.callbacks import Callback
-
-
-def flatten(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """``{"a": {"b": 1}} -> {"a.b": 1}``."""
-    flat: dict[str, Any] = {}
-    for key, value in config.items():
-        name = f"{prefix}{key}"
-        flat.update(flatten(value, f"{name}.") if isinstance(value, dict) else {name: value})
-    return flat
+from fedbench.dicts import flatten
 
 
 def _choice(config: dict[str, Any], group: str) -> str | None:

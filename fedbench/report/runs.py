@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
+from fedbench.dicts import flatten  # noqa: F401 - re-exported for the report modules
+
 
 @dataclass
 class RunRecord:
@@ -59,13 +61,3 @@ def load_partition(path: Path) -> dict[str, Any] | None:
     """A run's ``partition.json`` (per-client label counts), if it wrote one."""
     file = path / "partition.json"
     return json.loads(file.read_text()) if file.exists() else None
-
-
-def flatten(node: Any, prefix: str = "") -> dict[str, Any]:
-    """``{"a": {"b": 1}}`` -> ``{"a.b": 1}`` (lists kept as values)."""
-    if not isinstance(node, dict):
-        return {prefix: node}
-    out: dict[str, Any] = {}
-    for key, value in node.items():
-        out.update(flatten(value, f"{prefix}.{key}" if prefix else str(key)))
-    return out
