@@ -40,6 +40,7 @@ class Experiment:
     network: Network
     speeds: list[float]
     local_buffers: bool = False
+    topology: Any = None
 
 
 def build_part(node: DictConfig, **kwargs: Any) -> Any:
@@ -70,6 +71,8 @@ def build(cfg: DictConfig) -> Experiment:
     ``run`` validates the flat knobs before calling this."""
     algorithm: Algorithm = build_part(cfg.algorithm)
     check_server_optimizer(cfg)
+    topology = build_part(cfg.topology)
+    topology.check(cfg, algorithm)
     partitioner = build_part(cfg.partitioner)
     network: Network = build_part(cfg.network)
     backend: Backend = build_part(cfg.backend)
@@ -82,7 +85,7 @@ def build(cfg: DictConfig) -> Experiment:
     plan = ClientPlan(cfg.batch_size, cfg.seed, cfg.lr)
     speeds = speed_factors(cfg.num_clients, cfg.seed, cfg.client_speed.sigma, cfg.client_speed.factors)
     return Experiment(data, parts, client_data, task, algorithm, backend, plan, network, speeds,
-                      bool(cfg.task.get("local_buffers", False)))
+                      bool(cfg.task.get("local_buffers", False)), topology)
 
 
 def build_task(cfg: DictConfig, data: FederatedData) -> LightningModule:

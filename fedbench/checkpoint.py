@@ -25,6 +25,8 @@ from fedbench.errors import ConfigError
 
 FORMAT = 1
 FILENAME = "checkpoint.pt"
+# payload keys that are not the topology's state
+META = ("format", "round", "rows", "fingerprint", "config")
 # keys that may differ between the run that wrote a checkpoint and the run resuming it
 RESUMABLE_DIFFERENCES = ("output_dir", "resume", "checkpoint_every", "rounds", "logger", "stop_at_target")
 

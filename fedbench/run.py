@@ -25,7 +25,6 @@ from fedbench.hardware import hardware
 from fedbench.loggers import null_logger
 from fedbench.metrics import rounds_to_target, summarize, with_cumulative
 from fedbench.params import get_buffers, get_flat
-from fedbench.round import run_round
 from fedbench.validate import validate_knobs
 
 log = logging.getLogger("fedbench")
@@ -97,27 +96,28 @@ def _train(cfg: DictConfig, exp: Experiment, out: Path, config: dict[str, Any], 
     main = exp.backend.is_main  # only rank 0 of a distributed run evaluates and writes
     if main:
         save_partition(exp, out)
-    server = restored["server"] if restored else initial_server(exp)
-    client_states: dict[int, State] = restored["client_states"] if restored else {}
+    topology = exp.topology
+    state = {k: v for k, v in restored.items() if k not in checkpoint.META} if restored else \
+        topology.init(exp, initial_server(exp))
     rows: list[dict[str, Any]] = restored["rows"] if restored else []
     callbacks = run_callbacks(cfg, out, config, rows[:]) if main else null_logger()
-    log.info("%s %s on %s: %d clients, %d params, %d rounds%s -> %s", exp.algorithm.name, exp.algorithm.options,
-             exp.data.name, cfg.num_clients, server["params"].numel(), cfg.rounds,
+    log.info("%s %s on %s, %s topology: %d clients, %d params, %d rounds%s -> %s", exp.algorithm.name,
+             exp.algorithm.options, exp.data.name, topology.name, cfg.num_clients, state["server"]["params"].numel(), cfg.rounds,
              f" (resuming after round {len(rows)})" if rows else "", out)
     stopped = False
     for r in range(len(rows) + 1, cfg.rounds + 1):
         callbacks.on_round_start(r)
-        row, server = run_round(exp, cfg, server, client_states, r)
+        state, row = topology.step(exp, cfg, state, r)
         rows.append(with_cumulative(row, rows[-1] if rows else None))
         if main:
             _log_row(rows[-1], cfg.rounds)
-        stopped = exp.backend.agree(bool(callbacks.on_round_end(rows[-1], server, client_states)))
+        stopped = exp.backend.agree(bool(callbacks.on_round_end(rows[-1], state["server"], state["client_states"])))
         diverged = _diverged(rows)  # every rank sees the same results
         last = r == cfg.rounds or diverged or stopped
         if main and cfg.checkpoint_every and (r % cfg.checkpoint_every == 0 or last):
             # also when stopping early, so that a rerun sees the run as finished and skips it
-            checkpoint.save(out / "checkpoint", {"round": r, "server": server, "client_states": client_states,
-                                                 "rows": rows, "fingerprint": checkpoint.fingerprint(config),
+            checkpoint.save(out / "checkpoint", {"round": r, **state, "rows": rows,
+                                                 "fingerprint": checkpoint.fingerprint(config),
                                                  "config": checkpoint.comparable(config)})
         if diverged:
             log.error("round %d: the training loss is NaN; the run diverged (lower lr?); stopping", r)
@@ -126,13 +126,14 @@ def _train(cfg: DictConfig, exp: Experiment, out: Path, config: dict[str, Any], 
             break
     extra = {"algorithm": exp.algorithm.name, "diverged": _diverged(rows), "stopped_early": stopped,
              "num_train": len(exp.data.y_train), "hardware": hardware(exp.backend.world_size), "dataset": exp.data.name,
-             "num_params": server["params"].numel(), "output_dir": str(out), "config": config}
+             "num_params": state["server"]["params"].numel(), "topology": topology.name, **topology.summary(state),
+             "output_dir": str(out), "config": config}
     summary = summarize(rows, cfg.target_accuracy, extra)
     callbacks.on_run_end(summary)
     if main:
         log.info("done: final accuracy %s, best %s (round %s), rounds to %.2f: %s", summary["final_accuracy"],
                  summary["best_accuracy"], summary["best_round"], cfg.target_accuracy or 0, summary["rounds_to_target"])
-    return RunResult(out, rows, summary, server, client_states)
+    return RunResult(out, rows, summary, state["server"], state["client_states"])
 
 
 def _from_disk(cfg: DictConfig, out: Path, config: dict[str, Any]) -> RunResult:

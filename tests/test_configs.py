@@ -11,10 +11,12 @@ from fedbench.build import task_factory
 from fedbench.data.base import FederatedData
 from fedbench.loggers import Logger
 from fedbench.server_optimizers import ServerOptimizer
+from fedbench.topology import Topology
 from tests.conftest import CONF
 from tests.fake_vision import write_cifar10, write_mnist
 
-GROUPS = ("algorithm", "dataset", "partitioner", "model", "backend", "logger", "server_optimizer", "task", "paradigm")
+GROUPS = ("algorithm", "dataset", "partitioner", "model", "backend", "logger", "server_optimizer", "task", "paradigm",
+          "topology")
 OPTIONS = sorted((p.parent.name, p.stem) for p in CONF.glob("*/*.yaml") if p.parent.name in GROUPS)
 STUDIES = sorted(p.stem for p in CONF.glob("study/*.yaml"))
 GLOBAL_GROUPS = ("arm", "fedavg_arch")  # @package _global_ option groups that studies sweep with "+group=option"
@@ -26,7 +28,8 @@ def test_every_yaml_is_covered():
     covered = {f"{g}/{o}.yaml" for g, o in OPTIONS} | {f"study/{s}.yaml" for s in STUDIES} | \
         {f"hydra/launcher/{n}.yaml" for n in LAUNCHERS} | {"config.yaml", "local.example/slurm.yaml"} | set(GLOBAL_OPTIONS)
     assert {str(p.relative_to(CONF)) for p in CONF.rglob("*.yaml")} == covered
-EXPECTED_TYPE = {"algorithm": Algorithm, "backend": Backend, "dataset": FederatedData, "server_optimizer": ServerOptimizer}
+EXPECTED_TYPE = {"algorithm": Algorithm, "backend": Backend, "dataset": FederatedData, "server_optimizer": ServerOptimizer,
+                 "topology": Topology}
 
 
 @pytest.fixture

@@ -1,0 +1,63 @@
+"""Star: a server and its clients, one synchronous round at a time (McMahan et al. 2017, Algorithm 1).
+
+Per round: sample m = max(floor(C N), 1) clients -> each trains from the broadcast model ->
+uploads -> bytes -> the algorithm's server update -> evaluation. This is fedbench's original round.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from typing import Any
+
+from omegaconf import DictConfig
+
+from fedbench.build import Experiment
+from fedbench.comm import count_round
+from fedbench.local import evaluate
+from fedbench.network import round_comm_time
+from fedbench.round import broadcast_keys, eval_buffers, local_work, make_uploads, mean_buffers, row, server_step
+from fedbench.sampling import sample_clients
+from fedbench.topology import Topology, TopologyState
+from fedbench.workload import assign_work
+
+log = logging.getLogger("fedbench")
+
+
+def init(exp: Experiment, server: dict) -> TopologyState:
+    return {"server": server, "client_states": {}}
+
+
+def step(exp: Experiment, cfg: DictConfig, state: TopologyState, r: int) -> tuple[TopologyState, dict[str, Any]]:
+    """One synchronous star round; returns (new state, metrics row)."""
+    t0 = time.perf_counter()
+    alg, server, client_states = exp.algorithm, state["server"], state["client_states"]
+    clients = sample_clients(cfg.num_clients, cfg.client_fraction, cfg.seed, r)
+    work = assign_work(clients, r, cfg.seed, cfg.local_epochs, cfg.local_epochs_max, cfg.straggler_fraction)
+    # dropped stragglers miss the deadline: they got the model but their work never arrives
+    active = [c for c in clients if not (alg.drop_stragglers and c in work.stragglers)]
+    states = {c: client_states[c] if c in client_states else alg.init_client(server) for c in active}
+    results, ranks = local_work(exp, work, r, active, lambda c: server, states)
+    t_agg = time.perf_counter()
+    uploads = make_uploads(exp, lambda c: server, results, states, client_states)
+    comm = count_round(server, broadcast_keys(exp, server), len(clients), uploads)
+    extra: dict[str, Any] = {}
+    if uploads:
+        server, extra = server_step(exp, server, uploads, mean_buffers(results))
+    else:
+        log.warning("round %d: every sampled client was a dropped straggler; the model is unchanged", r)
+    t_eval = time.perf_counter()
+    acc, loss = math.nan, math.nan
+    if exp.backend.is_main and (r % cfg.eval_every == 0 or r == cfg.rounds):
+        acc, loss = evaluate(exp.task, server["params"], exp.data.x_test, exp.data.y_test,
+                             buffers=eval_buffers(exp, server, results))
+    comm_sim = round_comm_time(exp.network, len(uploads), comm.bytes_down, comm.bytes_up)
+    times = {"t0": t0, "aggregate_s": t_eval - t_agg, "eval_s": time.perf_counter() - t_eval}
+    out = row(r, results, ranks, comm, len(clients), acc, loss, times, comm_sim, exp.speeds)
+    return {"server": server, "client_states": client_states}, {**out, **extra}
+
+
+def star() -> Topology:
+    """The synchronous star (server + sampled clients)."""
+    return Topology("star", init, step)
