@@ -41,6 +41,7 @@ class Experiment:
     speeds: list[float]
     local_buffers: bool = False
     topology: Any = None
+    step_time_s: float | None = None
 
 
 def build_part(node: DictConfig, **kwargs: Any) -> Any:
@@ -85,7 +86,7 @@ def build(cfg: DictConfig) -> Experiment:
     plan = ClientPlan(cfg.batch_size, cfg.seed, cfg.lr)
     speeds = speed_factors(cfg.num_clients, cfg.seed, cfg.client_speed.sigma, cfg.client_speed.factors)
     return Experiment(data, parts, client_data, task, algorithm, backend, plan, network, speeds,
-                      bool(cfg.task.get("local_buffers", False)), topology)
+                      bool(cfg.task.get("local_buffers", False)), topology, cfg.client_speed.step_time_s)
 
 
 def build_task(cfg: DictConfig, data: FederatedData) -> LightningModule:

@@ -95,9 +95,16 @@ def eval_buffers(exp: Experiment, server: State, results: Sequence[LocalResult])
     return buffers if buffers is not None else server.get("buffers")
 
 
+def simulated_compute(exp: Experiment, res: LocalResult) -> float:
+    """A client's simulated compute time: its local steps x ``client_speed.step_time_s`` (when set, a
+    deterministic compute model) or its measured compute time, divided by its speed factor."""
+    base = res.compute_s if exp.step_time_s is None else res.steps * exp.step_time_s
+    return base / exp.speeds[res.client]
+
+
 def row(r: int, results: Sequence[LocalResult], ranks: list[dict[str, Any]], comm: RoundComm, clients: int,
-        acc: float, loss: float, times: dict[str, float], comm_sim: float, speeds: Sequence[float]) -> dict[str, Any]:
-    """The standard metrics row of a round (``times``: aggregate_s, eval_s, wall_s)."""
+        acc: float, loss: float, times: dict[str, float], comm_sim: float, exp: Experiment) -> dict[str, Any]:
+    """The standard metrics row of a round (``times``: t0, aggregate_s, eval_s)."""
     n = sum(res.num_samples for res in results)
     return {
         "round": r, "test_accuracy": acc, "test_loss": loss,
@@ -109,7 +116,7 @@ def row(r: int, results: Sequence[LocalResult], ranks: list[dict[str, Any]], com
         "eval_s": times["eval_s"],
         "comm_s": max((t["comm_s"] for t in ranks), default=0.0), "idle_s": sum(t["wait_s"] for t in ranks),
         "comm_sim_s": comm_sim,
-        "sim_round_s": max((res.compute_s / speeds[res.client] for res in results), default=0.0) + comm_sim,
+        "sim_round_s": max((simulated_compute(exp, res) for res in results), default=0.0) + comm_sim,
         "wall_s": time.perf_counter() - times["t0"], "ranks": ranks,
         **mean_logged(results),
     }

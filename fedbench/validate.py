@@ -48,6 +48,8 @@ def validate_knobs(cfg: Mapping[str, Any]) -> None:
     require(not st or t is not None, "stop_at_target", "false when target_accuracy is null", st)
 
     sp = cfg["client_speed"]
+    st = sp.get("step_time_s")
+    require(st is None or (is_num(st) and st > 0), "client_speed.step_time_s", "null (measured) or > 0", st)
     require(is_num(sp["sigma"]) and sp["sigma"] >= 0, "client_speed.sigma", ">= 0", sp["sigma"])
     f = sp["factors"]
     require(f is None or (len(f) == cfg["num_clients"] and all(is_num(v) and v > 0 for v in f)),

@@ -125,7 +125,7 @@ def gossip(graph: str = "ring", weights: str = "metropolis", p: float = 0.5, see
         comm = RoundComm(edges, 0, edges * size, 0)
         comm_sim = exp.network.latency_s + degree * size / exp.network.bandwidth_bytes_per_s
         times = {"t0": t0, "aggregate_s": t_eval - t_agg, "eval_s": time.perf_counter() - t_eval}
-        metrics = row(r, results, ranks, comm, n, acc, loss, times, comm_sim, exp.speeds)
+        metrics = row(r, results, ranks, comm, n, acc, loss, times, comm_sim, exp)
         metrics.update(consensus_distance=float(((nodes.double() - mean) ** 2).sum(1).mean()),
                        node_accuracy_mean=node_mean, node_accuracy_min=node_min)
         return out, metrics

@@ -111,7 +111,7 @@ def hierarchical(num_edges: int = 2, edge_rounds: int = 2, seed: int = 0, cloud_
                                  buffers=eval_buffers(exp, server, all_results))
         cloud_sim = star_time(cloud_net, num_edges * model_bytes, num_edges * model_bytes)
         times = {"t0": t0, "aggregate_s": agg_s, "eval_s": time.perf_counter() - t_eval}
-        metrics = row(r, all_results, all_ranks, comm, sampled, acc, loss, times, sim_s + cloud_sim, exp.speeds)
+        metrics = row(r, all_results, all_ranks, comm, sampled, acc, loss, times, sim_s + cloud_sim, exp)
         metrics.update(cloud_messages_up=num_edges, cloud_messages_down=num_edges, cloud_bytes_up=num_edges * model_bytes,
                        cloud_bytes_down=num_edges * model_bytes, **extra)
         return {"server": server, "client_states": client_states, "edges": edges}, metrics

@@ -54,7 +54,7 @@ def step(exp: Experiment, cfg: DictConfig, state: TopologyState, r: int) -> tupl
                              buffers=eval_buffers(exp, server, results))
     comm_sim = round_comm_time(exp.network, len(uploads), comm.bytes_down, comm.bytes_up)
     times = {"t0": t0, "aggregate_s": t_eval - t_agg, "eval_s": time.perf_counter() - t_eval}
-    out = row(r, results, ranks, comm, len(clients), acc, loss, times, comm_sim, exp.speeds)
+    out = row(r, results, ranks, comm, len(clients), acc, loss, times, comm_sim, exp)
     return {"server": server, "client_states": client_states}, {**out, **extra}
 
 

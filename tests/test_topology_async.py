@@ -1,0 +1,86 @@
+"""Asynchronous topologies on a simulated clock: FedBuff with buffer = concurrency = m is synchronous
+FedAvg, FedAsync's staleness weights and mixing by hand, determinism across backends and resume."""
+
+import pytest
+import torch
+
+from fedbench.build import build
+from fedbench.client import run_client
+from fedbench.errors import ConfigError
+from fedbench.params import get_flat
+from fedbench.run import run
+from fedbench.seeding import torch_generator
+from fedbench.topology.asynchronous import staleness_weight
+from tests.conftest import compose_config
+
+ASYNC = ["topology=async"]
+
+
+def test_fedbuff_with_buffer_equal_to_concurrency_is_synchronous_fedavg(make_cfg):
+    common = ["num_clients=20", "client_fraction=0.25", "rounds=3", "local_epochs=1"]
+    fedavg = run(make_cfg(*common))
+    fedbuff = run(make_cfg(*common, *ASYNC, "topology.mode=fedbuff", "topology.concurrency=5", "topology.buffer_size=5"))
+    assert torch.allclose(fedbuff.server["params"], fedavg.server["params"], atol=1e-6, rtol=0)
+    assert [r["test_accuracy"] for r in fedbuff.rows] == pytest.approx([r["test_accuracy"] for r in fedavg.rows], abs=1e-6)
+    assert all(r["staleness"] == 0 for r in fedbuff.rows)  # every update was computed on the current model
+
+
+def test_staleness_functions_match_the_paper():
+    assert staleness_weight("constant", 7) == 1.0
+    assert staleness_weight("polynomial", 3, a=0.5) == pytest.approx(0.5)  # (3 + 1)^-0.5
+    assert staleness_weight("polynomial", 0, a=0.5) == 1.0
+    assert staleness_weight("hinge", 4, a=0.5, b=4) == 1.0  # tau <= b
+    assert staleness_weight("hinge", 6, a=0.5, b=4) == pytest.approx(0.5)  # 1 / (0.5 * 2 + 1)
+    assert staleness_weight("hinge", 14, a=0.1, b=4) == pytest.approx(0.5)  # 1 / (0.1 * 10 + 1)
+
+
+def test_fedasync_first_step_mixes_the_first_arrival_by_hand(make_cfg):
+    over = [*ASYNC, "topology.mode=fedasync", "topology.concurrency=1", "topology.alpha=0.6", "rounds=1",
+            "local_epochs=1", "checkpoint_every=0"]
+    cfg = make_cfg(*over)
+    exp = build(cfg)
+    x0 = get_flat(exp.task)
+    first = torch.randperm(cfg.num_clients, generator=torch_generator(cfg.seed, 1, "sample"))[0].item()
+    y = run_client(exp.task, exp.algorithm, exp.plan, exp.client_data[first], {"params": x0}, {}, first, 1, 1).params
+    result = run(cfg)
+    assert torch.allclose(result.server["params"], 0.4 * x0 + 0.6 * y, atol=1e-6)  # s(0) = 1
+
+
+def test_async_rows_clock_and_staleness(make_cfg):
+    result = run(make_cfg(*ASYNC, "topology.mode=fedasync", "topology.concurrency=4", "client_speed.sigma=1",
+                          "rounds=8", "local_epochs=1", "topology.max_staleness=2"))
+    times = [r["sim_time_s"] for r in result.rows]
+    assert times == sorted(times) and times[0] > 0
+    hist = result.summary["staleness_histogram"]
+    assert sum(hist.values()) + sum(r["dropped_stale"] for r in result.rows) == 8
+    assert all(int(t) <= 2 for t in hist)
+    assert all(r["messages_up"] == 1 and r["messages_down"] >= 1 for r in result.rows[1:])
+
+
+@pytest.mark.parametrize("overrides,message", [
+    (["topology.buffer_size=11"], "topology.buffer_size must be an integer in [1, concurrency (10)]"),
+    (["topology.concurrency=30"], "topology.concurrency must be <= num_clients (20)"),
+    (["topology.mode=sync"], "topology.mode must be one of ['fedasync', 'fedbuff']"),
+    (["topology.staleness=linear"], "topology.staleness must be one of"),
+    (["algorithm=scaffold"], "algorithm: topology=async applies local models as they arrive"),
+    (["model=mlp_bn", "batch_size=16"], "model: topology=async does not carry buffers"),
+])
+def test_bad_async_settings_are_refused(make_cfg, overrides, message):
+    with pytest.raises(ConfigError) as err:
+        run(make_cfg(*ASYNC, *overrides))
+    assert message in str(err.value)
+
+
+@pytest.mark.slow
+def test_async_forked_ddp_equals_inprocess_and_resumes_exactly(tmp_path):
+    from tests.test_ddp import assert_matches_inprocess
+
+    args = [*ASYNC, "topology.concurrency=6", "topology.buffer_size=3", "client_speed.sigma=1", "rounds=5",
+            "local_epochs=1"]
+    run(compose_config([*args, "backend=ddp", "backend.workers=2", "backend.threads=1"], tmp_path / "ddp"))
+    assert_matches_inprocess(args, tmp_path / "ddp", tmp_path / "ref")
+    whole = run(compose_config(args, tmp_path / "whole"))
+    run(compose_config([*args[:-2], "rounds=3", "local_epochs=1"], tmp_path / "split"))
+    resumed = run(compose_config(args, tmp_path / "split"))
+    assert torch.equal(whole.server["params"], resumed.server["params"])
+    assert [r["sim_time_s"] for r in whole.rows] == [r["sim_time_s"] for r in resumed.rows]
