@@ -142,7 +142,8 @@ def test_launcher_composes_with_site_overrides(launcher, tmp_path):
 
 @pytest.mark.parametrize("study,arm,key,value", [
     ("local_epochs", "fedavg_e4", "local_epochs", 4), ("noniid_lr_fraction", "lr0001_c05", "client_fraction", 0.5),
-    ("communication", "parameter_server_sgd", "client_fraction", 1.0), ("fedavg_mnist", "cnn", "local_epochs", 5)])
+    ("communication", "parameter_server_sgd", "client_fraction", 1.0), ("fedavg_mnist", "cnn", "local_epochs", 5),
+    ("topologies", "topo_async", "rounds", 60), ("topologies", "topo_hierarchical", "rounds", 15)])
 def test_swept_arms_win_over_the_study_defaults(study, arm, key, value):
     from tests.conftest import compose_config
 

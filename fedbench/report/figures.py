@@ -62,6 +62,29 @@ def accuracy_vs_bytes(metrics: pd.DataFrame, path: Path) -> Path:
     return _save(fig, path)
 
 
+def accuracy_vs_sim_time(metrics: pd.DataFrame, path: Path) -> Path:
+    """Test accuracy against simulated wall-clock time (``cum_sim_round_s``: device speeds and network model)."""
+    fig, ax = plt.subplots(figsize=(9.5, 4.4))
+    data = metrics.dropna(subset=["test_accuracy"])
+    # seeds reach each round at different simulated times: one line per run, not a mean over x
+    sns.lineplot(data=data, x="cum_sim_round_s", y="test_accuracy", hue="label", units="run", estimator=None,
+                 marker="o", markersize=2, linewidth=0.9, ax=ax)
+    ax.set(xlabel="simulated time (s)", ylabel="test accuracy", xscale="log",
+           title="Accuracy vs simulated time (one line per run)")
+    _legend(ax)
+    return _save(fig, path)
+
+
+def consensus_distance(metrics: pd.DataFrame, path: Path) -> Path:
+    """Gossip runs' consensus distance mean_i ||x_i - x_bar||^2 per round (log scale)."""
+    fig, ax = plt.subplots(figsize=(9.5, 4.0))
+    sns.lineplot(data=metrics.dropna(subset=["consensus_distance"]), x="round", y="consensus_distance", hue="label",
+                 errorbar="sd", ax=ax)
+    ax.set(xlabel="round", ylabel="consensus distance", yscale="log", title="Consensus distance of the gossip nodes")
+    _legend(ax)
+    return _save(fig, path)
+
+
 def extra_metrics(metrics: pd.DataFrame, columns: list[str], path: Path) -> Path:
     """One panel per extra per-round column (see ``analysis.extra_columns``), every group a line."""
     fig, axes = plt.subplots(len(columns), 1, figsize=(9.5, 2.6 * len(columns) + 0.6), squeeze=False)

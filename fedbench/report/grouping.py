@@ -16,7 +16,8 @@ IGNORED = ("seed", "output_dir", "resume", "checkpoint_every", "logger", "callba
 
 
 def _ignored(key: str) -> bool:
-    return any(key == k or key.startswith(k + ".") for k in IGNORED)
+    # a part's own ``seed`` option interpolates the run's seed: a replicate too
+    return any(key == k or key.startswith(k + ".") for k in IGNORED) or key.endswith(".seed")
 
 
 def _short(key: str, value: Any) -> Any:
@@ -29,7 +30,7 @@ def _name(key: str) -> str:
     return key[: -len("._target_")] if key.endswith("._target_") else key
 
 
-IDENTITY = ("algorithm._target_", "algorithm.name", "server_optimizer._target_", "paradigm", "dataset._target_", "partitioner._target_", "model._target_")
+IDENTITY = ("algorithm._target_", "algorithm.name", "topology._target_", "server_optimizer._target_", "paradigm", "dataset._target_", "partitioner._target_", "model._target_")
 
 
 def varying_keys(runs: Sequence[RunRecord]) -> list[str]:
@@ -47,7 +48,7 @@ def varying_keys(runs: Sequence[RunRecord]) -> list[str]:
         if len(set(values)) < 2 or values in seen_values:
             continue
         parent = key.split(".")[0] + "._target_"
-        if "." in key and not key.endswith("._target_") and parent in chosen:
+        if "." in key and key != parent and parent in chosen:
             targets = [repr(f.get(parent)) for f in flats]
             if all(len({v for v, t in zip(values, targets) if t == target}) == 1 for target in set(targets)):
                 continue
@@ -69,5 +70,6 @@ def group_values(run: RunRecord, keys: Sequence[str]) -> dict[str, Any]:
 
 
 def label(values: dict[str, Any]) -> str:
-    """``algorithm=fedavg, num_clients=10`` (``all runs`` when nothing varies)."""
-    return ", ".join(f"{k}={v}" for k, v in values.items()) or "all runs"
+    """``algorithm=fedavg, num_clients=10`` (``all runs`` when nothing varies); a key that does not
+    apply to the run (None, e.g. ``topology.graph`` of a star) is left out."""
+    return ", ".join(f"{k}={v}" for k, v in values.items() if v is not None) or "all runs"
