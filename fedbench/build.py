@@ -17,6 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 from fedbench.algorithms.base import Algorithm
 from fedbench.backends import Backend
 from fedbench.client import ClientPlan
+from fedbench.compress.channel import build_channel
 from fedbench.data.base import FederatedData
 from fedbench.errors import ConfigError, require
 from fedbench.network import Network
@@ -42,6 +43,7 @@ class Experiment:
     local_buffers: bool = False
     topology: Any = None
     step_time_s: float | None = None
+    channel: Any = None  # fedbench.compress.channel.Channel, None without compression
 
 
 def build_part(node: DictConfig, **kwargs: Any) -> Any:
@@ -86,7 +88,8 @@ def build(cfg: DictConfig) -> Experiment:
     plan = ClientPlan(cfg.batch_size, cfg.seed, cfg.lr)
     speeds = speed_factors(cfg.num_clients, cfg.seed, cfg.client_speed.sigma, cfg.client_speed.factors)
     return Experiment(data, parts, client_data, task, algorithm, backend, plan, network, speeds,
-                      bool(cfg.task.get("local_buffers", False)), topology, cfg.client_speed.step_time_s)
+                      bool(cfg.task.get("local_buffers", False)), topology, cfg.client_speed.step_time_s,
+                      build_channel(cfg.compressor, cfg.seed, [tuple(p.shape) for p in task.parameters()]))
 
 
 def build_task(cfg: DictConfig, data: FederatedData) -> LightningModule:

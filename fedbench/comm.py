@@ -21,8 +21,16 @@ class RoundComm:
     bytes_down: int
 
 
-def count_round(server: State, broadcast: Sequence[str], receivers: int, uploads: Sequence[Upload]) -> RoundComm:
-    """Messages and bytes of one star round: ``receivers`` downloads and one message per upload."""
-    down = nbytes({k: server[k] for k in broadcast})
-    up = sum(nbytes(u.tensors) for u in uploads)
+def count_round(server: State, broadcast: Sequence[str], receivers: int, uploads: Sequence[Upload],
+                down_each: int | None = None) -> RoundComm:
+    """Messages and bytes of one star round: ``receivers`` downloads (``down_each`` bytes each when a
+    compressor encoded the broadcast, else the broadcast keys' fp32 size) and one message per upload
+    (its wire bytes when compressed)."""
+    down = nbytes({k: server[k] for k in broadcast}) if down_each is None else down_each
+    up = sum(nbytes(u.tensors) if u.wire_bytes is None else u.wire_bytes for u in uploads)
     return RoundComm(len(uploads), receivers, up, down * receivers)
+
+
+def raw_bytes(server: State, broadcast: Sequence[str], receivers: int, uploads: Sequence[Upload]) -> int:
+    """What the round's messages would occupy as fp32 (the numerator of ``compression_ratio``)."""
+    return nbytes({k: server[k] for k in broadcast}) * receivers + sum(nbytes(u.tensors) for u in uploads)

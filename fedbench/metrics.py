@@ -67,4 +67,14 @@ def summarize(rows: Sequence[dict[str, Any]], target: float | None, extra: dict[
         "total_bytes_down": last.get("cum_bytes_down", 0),
         **{f"total_{k}": sum(r.get(k, 0.0) for r in rows)
            for k in ("compute_s", "aggregate_s", "eval_s", "comm_s", "idle_s", "comm_sim_s", "sim_round_s", "wall_s")},
+        **_compression(rows, last),
     }
+
+
+def _compression(rows: Sequence[dict[str, Any]], last: dict[str, Any]) -> dict[str, Any]:
+    """``compression_ratio`` of the whole run (fp32 bytes / wire bytes) when a compressor was used."""
+    if not rows or "raw_bytes" not in rows[-1]:
+        return {}
+    raw = sum(r.get("raw_bytes", 0) for r in rows)
+    wire = last.get("cum_bytes_up", 0) + last.get("cum_bytes_down", 0)
+    return {"total_raw_bytes": raw, "compression_ratio": raw / wire if wire else None}

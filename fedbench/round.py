@@ -60,20 +60,33 @@ def local_work(exp: Experiment, work: Workload, r: int, clients: Sequence[int], 
     return results, [dict(t) for t in exp.backend.rank_times]
 
 
+CHANNEL_KEYS = ("e:", "h:", "c:")  # a client's error-feedback residuals and compressor state
+
+
 def make_uploads(exp: Experiment, server_of: Callable[[int], State], results: Sequence[LocalResult],
-                 states: dict[int, State], client_states: dict[int, State]) -> list[Upload]:
-    """Each result's upload to its server (buffers attached unless kept local); the clients' new states
-    go into ``client_states``."""
+                 states: dict[int, State], client_states: dict[int, State], r: int = 0) -> list[Upload]:
+    """Each result's upload to its server (buffers attached unless kept local), through the compressor
+    when there is one; the clients' new states go into ``client_states``."""
     uploads = []
     for res in results:
-        upload, state = exp.algorithm.client_upload(server_of(res.client), res, states[res.client])
+        old = states[res.client]
+        upload, state = exp.algorithm.client_upload(server_of(res.client), res, old)
+        state = {**{k: v for k, v in old.items() if k.startswith(CHANNEL_KEYS)}, **state}
         if res.buffers is not None and exp.local_buffers:
             state = {**state, "buffers": res.buffers}
         elif res.buffers is not None:
             upload = replace(upload, tensors={**upload.tensors, "buffers": res.buffers})
+        if exp.channel is not None:
+            upload, state = exp.channel.upload(upload, server_of(res.client), state, r)
         client_states[res.client] = state
         uploads.append(upload)
     return uploads
+
+
+def compression_columns(raw: int, comm: RoundComm) -> dict[str, Any]:
+    """``raw_bytes`` (the round's traffic as fp32) and ``compression_ratio`` = raw / wire bytes."""
+    wire = comm.bytes_up + comm.bytes_down
+    return {"raw_bytes": raw, "compression_ratio": raw / wire if wire else float("nan")}
 
 
 def server_step(exp: Experiment, server: State, uploads: Sequence[Upload], buffers) -> tuple[State, dict[str, Any]]:

@@ -16,7 +16,7 @@ from tests.conftest import CONF
 from tests.fake_vision import write_cifar10, write_mnist
 
 GROUPS = ("algorithm", "dataset", "partitioner", "model", "backend", "logger", "server_optimizer", "task", "paradigm",
-          "topology")
+          "topology", "compressor")
 OPTIONS = sorted((p.parent.name, p.stem) for p in CONF.glob("*/*.yaml") if p.parent.name in GROUPS)
 STUDIES = sorted(p.stem for p in CONF.glob("study/*.yaml"))
 GLOBAL_GROUPS = ("arm", "fedavg_arch")  # @package _global_ option groups that studies sweep with "+group=option"
@@ -30,6 +30,7 @@ def test_every_yaml_is_covered():
     assert {str(p.relative_to(CONF)) for p in CONF.rglob("*.yaml")} == covered
 EXPECTED_TYPE = {"algorithm": Algorithm, "backend": Backend, "dataset": FederatedData, "server_optimizer": ServerOptimizer,
                  "topology": Topology}
+# compressor options are checked through build_channel (their direction / error_feedback keys are the channel's)
 
 
 @pytest.fixture
@@ -52,6 +53,12 @@ def test_option_composes_and_instantiates(make_cfg, vision_root, tmp_path, group
     cfg = make_cfg(f"{group}={option}", *extra)
     if group == "paradigm":  # an @package _global_ group: its name and the runner run() calls
         assert cfg.paradigm == option and callable(instantiate(cfg.runner))
+        return
+    if group == "compressor":
+        from fedbench.compress.channel import build_channel
+
+        channel = build_channel(cfg.compressor, 0, [(200, 64), (200,)])
+        assert (channel is None) == (option == "none")
         return
     part = task_factory(cfg.task) if group == "task" else instantiate(cfg[group])
     if group == "backend" and part.name == "ddp":  # a 1-process gloo group: tear it down again

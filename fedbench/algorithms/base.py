@@ -50,11 +50,13 @@ class LocalResult:
 
 @dataclass(frozen=True)
 class Upload:
-    """One client's message to the server: ``tensors`` go on the wire, ``weight`` is its sample count."""
+    """One client's message to the server: ``tensors`` go on the wire, ``weight`` is its sample count;
+    ``wire_bytes`` is set when a compressor encoded it (None: fp32 sizes)."""
 
     client: int
     tensors: dict[str, Tensor]
     weight: float
+    wire_bytes: int | None = None
 
 
 ClientUpload = Callable[[State, LocalResult, State], "tuple[Upload, State]"]

@@ -37,7 +37,7 @@ from fedbench.comm import RoundComm
 from fedbench.errors import ConfigError, require, require_choice
 from fedbench.local import evaluate
 from fedbench.params import nbytes, weighted_mean
-from fedbench.round import local_work, row
+from fedbench.round import compression_columns, local_work, row
 from fedbench.seeding import torch_generator
 from fedbench.server_optimizers import ServerOptimizer, apply, sgd
 from fedbench.topology import Topology, TopologyState
@@ -79,6 +79,8 @@ def asynchronous(mode: str = "fedbuff", concurrency: int = 10, buffer_size: int 
                               f"or fedsgd with algorithm.upload=weights (got {algorithm.name})")
 
     def init(exp: Experiment, server: dict) -> TopologyState:
+        require(exp.channel is None or not exp.channel.down, "compressor.direction", "up with topology=async",
+                "down/both")
         if "buffers" in server:
             raise ConfigError("model: topology=async does not carry buffers (BatchNorm statistics) yet; use a model "
                               "without them (e.g. model=mlp)")
@@ -96,10 +98,16 @@ def asynchronous(mode: str = "fedbuff", concurrency: int = 10, buffer_size: int 
         results, ranks = local_work(exp, work, r, clients, lambda c: server, {c: {} for c in clients})
         model_bytes = nbytes({"params": server["params"]})
         transfer = 2 * (exp.network.latency_s + model_bytes / exp.network.bandwidth_bytes_per_s)
-        events = [{"time": state["clock"] + res.steps * step_time_s / exp.speeds[res.client] + transfer,
-                   "client": res.client, "version": state["version"], "params": res.params,
-                   "delta": res.params - server["params"], "num_samples": res.num_samples, "steps": res.steps,
-                   "train_loss": res.train_loss, "compute_s": res.compute_s} for res in results]
+        events = []
+        for res in results:
+            delta, wire = res.params - server["params"], model_bytes
+            if exp.channel is not None:  # the update is compressed when the client sends it
+                delta, wire, state["client_states"][res.client] = exp.channel.send(
+                    delta, "up", r, res.client, state["client_states"].get(res.client, {}), "delta")
+            events.append({"time": state["clock"] + res.steps * step_time_s / exp.speeds[res.client] + transfer,
+                           "client": res.client, "version": state["version"], "params": server["params"] + delta,
+                           "delta": delta, "wire": wire, "num_samples": res.num_samples, "steps": res.steps,
+                           "train_loss": res.train_loss, "compute_s": res.compute_s})
         return events, ranks, len(clients) * model_bytes
 
     def step(exp: Experiment, cfg: DictConfig, state: TopologyState, r: int) -> tuple[TopologyState, dict[str, Any]]:
@@ -135,14 +143,15 @@ def asynchronous(mode: str = "fedbuff", concurrency: int = 10, buffer_size: int 
         acc, loss = math.nan, math.nan
         if exp.backend.is_main and (r % cfg.eval_every == 0 or r == cfg.rounds):
             acc, loss = evaluate(exp.task, server["params"], exp.data.x_test, exp.data.y_test)
-        up_bytes = len(arrived) * nbytes({"params": server["params"]})
-        comm = RoundComm(len(arrived), down_msgs, up_bytes, down_bytes)
+        comm = RoundComm(len(arrived), down_msgs, sum(e["wire"] for e in arrived), down_bytes)
         times = {"t0": t0, "aggregate_s": t_eval - t_agg, "eval_s": time.perf_counter() - t_eval}
         results = [_as_result(e) for e in arrived]
         metrics = row(r, results, ranks, comm, len(arrived), acc, loss, times, 0.0, exp)
         metrics.update(sim_round_s=state["clock"] - clock_before, sim_time_s=state["clock"],
                        staleness=sum(t for _, t in kept) / len(kept) if kept else math.nan,
                        dropped_stale=len(arrived) - len(kept))
+        if exp.channel is not None:
+            metrics.update(compression_columns(len(arrived) * nbytes({"p": server["params"]}) + down_bytes, comm))
         return state, metrics
 
     def summary(state: TopologyState) -> dict[str, Any]:

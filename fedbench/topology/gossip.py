@@ -15,6 +15,13 @@ node sends its model to each neighbour: one message per directed edge, counted o
 ``messages_up`` / ``bytes_up`` (peer-to-peer traffic has no "down"). Simulated time per round: a
 node sends to its neighbours one after another, so latency + max degree x model bytes / bandwidth.
 
+With a ``compressor``, nodes exchange compressed models as in CHOCO-SGD (Koloskova, Stich, Jaggi,
+"Decentralized Stochastic Optimization and Gossip Algorithms with Compressed Communication", ICML
+2019): every node keeps public copies x_hat (all starting at the common initial model), sends
+``q_i = C(y_i - x_hat_i)`` to its neighbours, everyone sets ``x_hat_i += q_i``, and
+``x_i = y_i + gamma sum_j W_ij (x_hat_j - x_hat_i)`` (``topology.gamma``, the consensus step). Without
+compression gamma = 1 gives exactly ``W y``; the uncompressed path is used then.
+
 Only server-free algorithms run here: FedAvg's local SGD and FedSGD (weights upload) with the
 default server optimizer. SCAFFOLD, FedProx, FedDyn, FedADMM, FedNova and server optimizers need a
 server (or a decentralized form fedbench does not implement) and are refused before any work.
@@ -35,14 +42,14 @@ from fedbench.build import Experiment
 from fedbench.comm import RoundComm
 from fedbench.errors import ConfigError, require
 from fedbench.local import evaluate
-from fedbench.round import local_work, row
+from fedbench.round import compression_columns, local_work, row
 from fedbench.topology import Topology, TopologyState
 from fedbench.topology.graphs import adjacency, connected, mixing, spectral_gap
 from fedbench.workload import assign_work
 
 
 def gossip(graph: str = "ring", weights: str = "metropolis", p: float = 0.5, seed: int = 0,
-           eval_samples: int = 500) -> Topology:
+           eval_samples: int = 500, gamma: float = 1.0) -> Topology:
     """Decentralized local SGD with gossip averaging.
 
     Args:
@@ -51,7 +58,9 @@ def gossip(graph: str = "ring", weights: str = "metropolis", p: float = 0.5, see
         p: edge probability of ``erdos_renyi``.
         seed: the graph's seed (``erdos_renyi``; the config passes ``${seed}``).
         eval_samples: test samples each node is evaluated on (the average model uses the whole test set).
+        gamma: CHOCO's consensus step size, used with a compressor.
     """
+    require(0 < gamma <= 1, "topology.gamma", "in (0, 1]", gamma)
     require(isinstance(eval_samples, int) and eval_samples >= 1, "topology.eval_samples", "an integer >= 1", eval_samples)
     mixing(adjacency(graph, 2 if graph != "torus" else 4, p, seed), weights)  # validates graph, weights and p early
 
@@ -97,8 +106,14 @@ def gossip(graph: str = "ring", weights: str = "metropolis", p: float = 0.5, see
         results, ranks = local_work(exp, work, r, clients, start, states)
         t_agg = time.perf_counter()
         w = torch.from_numpy(matrix(n, r))
-        nodes = (w @ torch.stack([res.params for res in results]).double()).to(nodes.dtype)
-        out: TopologyState = {"client_states": client_states, "nodes": nodes}
+        ends = torch.stack([res.params for res in results])
+        out: TopologyState = {"client_states": client_states}
+        wire = None
+        if exp.channel is None:
+            nodes = (w @ ends.double()).to(nodes.dtype)
+        else:
+            nodes, out["node_hat"], wire = _choco(exp, w, ends, state.get("node_hat", nodes), r, gamma)
+        out["nodes"] = nodes
         if node_buffers is not None:
             ends = torch.stack([res.buffers for res in results])
             if exp.local_buffers:
@@ -111,9 +126,10 @@ def gossip(graph: str = "ring", weights: str = "metropolis", p: float = 0.5, see
         if node_buffers is not None:
             server["buffers"] = out["node_buffers"].double().mean(0).to(node_buffers.dtype)
         out["server"] = server
-        edges = int((w.fill_diagonal_(0) > 0).sum())
         size = 4 * (nodes.shape[1] + (0 if node_buffers is None or exp.local_buffers else node_buffers.shape[1]))
-        degree = int((w > 0).sum(1).max())
+        links = (w.fill_diagonal_(0) > 0).sum(1)
+        edges, degree = int(links.sum()), int(links.max())
+        sent = [size] * n if wire is None else [wire[i] + size - 4 * nodes.shape[1] for i in range(n)]
         t_eval = time.perf_counter()
         acc = loss = node_mean = node_min = math.nan
         if exp.backend.is_main and (r % cfg.eval_every == 0 or r == cfg.rounds):
@@ -122,12 +138,14 @@ def gossip(graph: str = "ring", weights: str = "metropolis", p: float = 0.5, see
             node_accs = [evaluate(exp.task, nodes[i], x, y, buffers=None if node_buffers is None else out["node_buffers"][i])[0]
                          for i in range(n)]
             node_mean, node_min = sum(node_accs) / n, min(node_accs)
-        comm = RoundComm(edges, 0, edges * size, 0)
-        comm_sim = exp.network.latency_s + degree * size / exp.network.bandwidth_bytes_per_s
+        comm = RoundComm(edges, 0, int(sum(int(links[i]) * sent[i] for i in range(n))), 0)
+        comm_sim = exp.network.latency_s + degree * max(sent) / exp.network.bandwidth_bytes_per_s
         times = {"t0": t0, "aggregate_s": t_eval - t_agg, "eval_s": time.perf_counter() - t_eval}
         metrics = row(r, results, ranks, comm, n, acc, loss, times, comm_sim, exp)
         metrics.update(consensus_distance=float(((nodes.double() - mean) ** 2).sum(1).mean()),
                        node_accuracy_mean=node_mean, node_accuracy_min=node_min)
+        if wire is not None:
+            metrics.update(compression_columns(edges * size, comm))
         return out, metrics
 
     def summary(state: TopologyState) -> dict[str, Any]:
@@ -140,4 +158,17 @@ def gossip(graph: str = "ring", weights: str = "metropolis", p: float = 0.5, see
         return {"spectral_gap": spectral_gap(matrix(n, 1)), "graph": graph}
 
     return Topology("gossip", init, step, check, summary,
-                    options={"graph": graph, "weights": weights, "p": p, "eval_samples": eval_samples})
+                    options={"graph": graph, "weights": weights, "p": p, "eval_samples": eval_samples, "gamma": gamma})
+
+
+def _choco(exp: Experiment, w: torch.Tensor, ends: torch.Tensor, hat: torch.Tensor, r: int, gamma: float):
+    """CHOCO-gossip: compress ``y_i - x_hat_i``, update the public copies, step toward the neighbours'
+    copies; returns (new models, new copies, each node's message bytes)."""
+    sent, wire = [], []
+    for i in range(len(ends)):
+        q, size, _ = exp.channel.send(ends[i] - hat[i], "gossip", r, i, {}, "params")
+        sent.append(q)
+        wire.append(size)
+    hat = hat + torch.stack(sent)
+    nodes = ends + gamma * ((w @ hat.double()) - hat.double()).to(ends.dtype)
+    return nodes, hat, wire

@@ -65,6 +65,9 @@ def hierarchical(num_edges: int = 2, edge_rounds: int = 2, seed: int = 0, cloud_
 
     def check(cfg: DictConfig, algorithm: Algorithm) -> None:
         require(num_edges <= cfg.num_clients, "topology.num_edges", f"<= num_clients ({cfg.num_clients})", num_edges)
+        direction = cfg.compressor.get("direction", "up")
+        require(direction == "up", "compressor.direction", "up with topology=hierarchical (client -> edge uploads are "
+                "compressed; down is implemented for the star)", direction)
 
     def init(exp: Experiment, server: dict) -> TopologyState:
         return {"server": server, "client_states": {}, "edges": [dict(server) for _ in range(num_edges)]}
@@ -87,7 +90,7 @@ def hierarchical(num_edges: int = 2, edge_rounds: int = 2, seed: int = 0, cloud_
             busiest = 0.0
             for e in range(num_edges):
                 mine = [res for res in results if edge_of[res.client] == e]
-                uploads = make_uploads(exp, lambda c: edges[e], mine, states, client_states)
+                uploads = make_uploads(exp, lambda c: edges[e], mine, states, client_states, t)
                 part = count_round(edges[e], broadcast_keys(exp, edges[e]), sum(edge_of[c] == e for c in clients), uploads)
                 comm = RoundComm(*(a + b for a, b in zip(vars(comm).values(), vars(part).values())))
                 busiest = max(busiest, star_time(exp.network, part.bytes_down, part.bytes_up) if part.messages_down else 0.0)

@@ -14,10 +14,11 @@ from typing import Any
 from omegaconf import DictConfig
 
 from fedbench.build import Experiment
-from fedbench.comm import count_round
+from fedbench.comm import count_round, raw_bytes
 from fedbench.local import evaluate
 from fedbench.network import round_comm_time
-from fedbench.round import broadcast_keys, eval_buffers, local_work, make_uploads, mean_buffers, row, server_step
+from fedbench.round import (broadcast_keys, compression_columns, eval_buffers, local_work, make_uploads, mean_buffers,
+                            row, server_step)
 from fedbench.sampling import sample_clients
 from fedbench.topology import Topology, TopologyState
 from fedbench.workload import assign_work
@@ -38,10 +39,14 @@ def step(exp: Experiment, cfg: DictConfig, state: TopologyState, r: int) -> tupl
     # dropped stragglers miss the deadline: they got the model but their work never arrives
     active = [c for c in clients if not (alg.drop_stragglers and c in work.stragglers)]
     states = {c: client_states[c] if c in client_states else alg.init_client(server) for c in active}
-    results, ranks = local_work(exp, work, r, active, lambda c: server, states)
+    keys, down_each = broadcast_keys(exp, server), None
+    sent = server  # the model the clients hold: the server's, or with down compression their decoded view
+    if exp.channel is not None and exp.channel.down:
+        sent, server, down_each = exp.channel.broadcast(server, keys, r)
+    results, ranks = local_work(exp, work, r, active, lambda c: sent, states)
     t_agg = time.perf_counter()
-    uploads = make_uploads(exp, lambda c: server, results, states, client_states)
-    comm = count_round(server, broadcast_keys(exp, server), len(clients), uploads)
+    uploads = make_uploads(exp, lambda c: sent, results, states, client_states, r)
+    comm = count_round(server, keys, len(clients), uploads, down_each)
     extra: dict[str, Any] = {}
     if uploads:
         server, extra = server_step(exp, server, uploads, mean_buffers(results))
@@ -55,6 +60,8 @@ def step(exp: Experiment, cfg: DictConfig, state: TopologyState, r: int) -> tupl
     comm_sim = round_comm_time(exp.network, len(uploads), comm.bytes_down, comm.bytes_up)
     times = {"t0": t0, "aggregate_s": t_eval - t_agg, "eval_s": time.perf_counter() - t_eval}
     out = row(r, results, ranks, comm, len(clients), acc, loss, times, comm_sim, exp)
+    if exp.channel is not None:
+        out.update(compression_columns(raw_bytes(server, keys, len(clients), uploads), comm))
     return {"server": server, "client_states": client_states}, {**out, **extra}
 
 

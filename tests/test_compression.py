@@ -1,0 +1,146 @@
+"""Compression: unbiasedness, top-k, error-feedback telescoping, exact wire bytes by hand, fp16 error,
+and end to end: top-k 10% + EF close to FedAvg at a quarter of the bytes, gossip and ddp agreement."""
+
+import math
+
+import pytest
+import torch
+from omegaconf import OmegaConf
+
+from fedbench.compress import roundtrip
+from fedbench.compress.cast import cast
+from fedbench.compress.channel import Channel, build_channel
+from fedbench.compress.powersgd import powersgd
+from fedbench.compress.qsgd import qsgd
+from fedbench.compress.sign import sign
+from fedbench.compress.sparsify import sparsify
+from fedbench.errors import ConfigError
+from fedbench.run import run
+from fedbench.seeding import torch_generator
+from tests.conftest import compose_config
+
+X = torch.tensor([0.5, -2.0, 0.1, 3.0, -0.7, 0.0, 1.2, -0.05, 0.8, -1.5], dtype=torch.float64)
+
+
+@pytest.mark.parametrize("comp", [qsgd(levels=2), sparsify("randk", ratio=0.3)], ids=["qsgd", "randk"])
+def test_unbiased_compressors(comp):
+    draws = torch.stack([roundtrip(comp, X, torch_generator(0, i))[0] for i in range(4000)])
+    mean, se = draws.mean(0), draws.std(0) / math.sqrt(len(draws))
+    assert ((mean - X).abs() <= 4 * se + 1e-12).all()
+
+
+def test_topk_keeps_exactly_the_k_largest_magnitudes():
+    out, _, _ = roundtrip(sparsify("topk", ratio=0.3), X, None)
+    assert out.nonzero().flatten().tolist() == [1, 3, 9]  # |3.0|, |-2.0|, |-1.5|
+    assert torch.equal(out[[1, 3, 9]], X[[1, 3, 9]])
+
+
+@pytest.mark.parametrize("feedback", ["ef", "ef21"])
+def test_error_feedback_telescopes(feedback):
+    """EF: sum of what arrived + the final residual = sum of the inputs. EF21: what arrives is h, and
+    h_T - h_0 = sum of the transmitted corrections."""
+    ch = Channel(sparsify("topk", ratio=0.2), "up", feedback)
+    state, arrived, inputs = {}, [], []
+    for t in range(6):
+        x = torch.randn(10, generator=torch_generator(1, t), dtype=torch.float64)
+        out, _, state = ch.send(x, "up", t, 0, state, "g")
+        arrived.append(out)
+        inputs.append(x)
+    if feedback == "ef":
+        assert torch.allclose(torch.stack(arrived).sum(0) + state["e:g"], torch.stack(inputs).sum(0), atol=1e-12)
+    else:
+        assert torch.equal(arrived[-1], state["h:g"])
+
+
+def test_wire_bytes_by_hand():
+    assert roundtrip(sparsify("topk", ratio=0.3), X, None)[1] == 3 * 4 + 3 * 4  # k values + k int32 indices
+    assert roundtrip(sparsify("topk", ratio=0.3, pack_indices=True), X, None)[1] == 12 + 2  # 3 x 4 bits -> 2 bytes
+    assert roundtrip(qsgd(levels=4), X, torch_generator(0))[1] == 4 + 5  # norm + 10 x (1 + 3) bits
+    assert roundtrip(sign(), X, None)[1] == 4 + 2  # scale + 10 bits
+    assert roundtrip(cast("fp16"), X, None)[1] == 20
+    # QSGD with Elias-gamma levels: levels l -> 2 floor(log2(l + 1)) + 1 bits, plus a sign bit if l > 0
+    out = qsgd(levels=1, elias=True)
+    msg, _ = out.encode(X, torch_generator(3), {})
+    lv = msg["levels"].tolist()
+    bits = sum(2 * math.floor(math.log2(v + 1)) + 1 + (v > 0) for v in lv)
+    assert out.wire_bytes(msg) == 4 + math.ceil(bits / 8)
+    # PowerSGD rank 1 on a 6 x 5 matrix and a bias of 6: (6 + 5) x 1 x 4 + 6 x 4 bytes
+    x = torch.randn(36, generator=torch_generator(2))
+    assert roundtrip(powersgd(rank=1), x, None, shapes=[(6, 5), (6,)])[1] == 44 + 24
+
+
+def test_fp16_round_trip_error_is_bounded():
+    x = torch.randn(1000, generator=torch_generator(5)) * 10
+    out = roundtrip(cast("fp16"), x, None)[0]
+    assert ((out - x).abs() <= x.abs() * 2**-11 + 1e-7).all()
+
+
+def test_powersgd_is_exact_on_a_low_rank_matrix_after_warm_start():
+    u, v = torch.randn(6, 1, generator=torch_generator(7)), torch.randn(1, 5, generator=torch_generator(8))
+    m = (u @ v).reshape(-1)
+    comp = powersgd(rank=1)
+    out, _, state = roundtrip(comp, m, None, {}, shapes=[(6, 5)])
+    assert torch.allclose(out, m, atol=1e-5) and "q0" in state  # rank-1 input: one power step recovers it
+
+
+@pytest.mark.parametrize("overrides,message", [
+    ("compressor=topk compressor.ratio=0", "compressor.ratio must be in (0, 1]"),
+    ("compressor=randk compressor.ratio=1.5", "compressor.ratio must be in (0, 1]"),
+    ("compressor=qsgd compressor.levels=0", "compressor.levels must be an integer >= 1"),
+    ("compressor=powersgd compressor.rank=0", "compressor.rank must be an integer >= 1"),
+    ("compressor=qsgd compressor.direction=sideways", "compressor.direction must be one of ['up', 'down', 'both']"),
+    ("compressor=qsgd compressor.error_feedback=maybe", "compressor.error_feedback must be one of"),
+    ("compressor=fp16 compressor.direction=down topology=hierarchical", "compressor.direction must be up with topology=hierarchical"),
+])
+def test_bad_compressor_settings_name_the_field(make_cfg, overrides, message):
+    with pytest.raises(ConfigError) as err:
+        run(make_cfg(*overrides.split()))
+    assert message in str(err.value)
+
+
+def test_powersgd_needs_a_weight_matrix():
+    node = OmegaConf.create({"_target_": "fedbench.compress.powersgd.powersgd", "rank": 2})
+    with pytest.raises(ConfigError, match="a model with weight matrices for powersgd"):
+        build_channel(node, 0, [(10,), (3,)])
+
+
+def test_topk_with_error_feedback_is_close_to_fedavg_at_a_quarter_of_the_bytes(make_cfg):
+    plain = run(make_cfg("checkpoint_every=0"))
+    topk = run(make_cfg("compressor=topk", "compressor.ratio=0.1", "compressor.error_feedback=true",
+                        "checkpoint_every=0"))
+    assert topk.summary["final_accuracy"] >= plain.summary["final_accuracy"] - 0.02
+    assert topk.summary["total_bytes_up"] <= plain.summary["total_bytes_up"] / 4
+    assert topk.summary["compression_ratio"] == pytest.approx(
+        (2 * plain.summary["total_bytes_up"]) / (topk.summary["total_bytes_up"] + topk.summary["total_bytes_down"]))
+
+
+@pytest.mark.parametrize("compressor", ["qsgd", "sign", "powersgd"])
+def test_every_algorithm_path_runs_compressed(make_cfg, compressor):
+    for alg in ("scaffold", "fednova", "fedadam"):
+        result = run(make_cfg(f"algorithm={alg}", f"compressor={compressor}", "compressor.error_feedback=ef21",
+                              "rounds=2", "local_epochs=1", "checkpoint_every=0"))
+        assert result.summary["compression_ratio"] > 1.2 and not result.summary["diverged"]
+
+
+def test_down_compression_counts_the_broadcast(make_cfg):
+    result = run(make_cfg("compressor=fp16", "compressor.direction=both", "rounds=2", "local_epochs=1"))
+    p = result.summary["num_params"]
+    for r in result.rows:
+        assert r["bytes_down"] == 5 * 2 * p and r["bytes_up"] == 5 * 2 * p  # 5 clients, 2 bytes per entry
+    assert "view" in result.server
+
+
+@pytest.mark.slow
+def test_compressed_gossip_and_star_on_ddp_equal_inprocess_and_resume(tmp_path):
+    from tests.test_ddp import assert_matches_inprocess
+
+    for name, args in {"gossip": ["topology=gossip", "client_fraction=1", "num_clients=8", "compressor=topk",
+                                  "compressor.ratio=0.2", "topology.gamma=0.5", "rounds=3", "local_epochs=1"],
+                       "star": ["algorithm=scaffold", "compressor=powersgd", "compressor.error_feedback=true",
+                                "num_clients=10", "client_fraction=0.5", "rounds=3", "local_epochs=1"]}.items():
+        run(compose_config([*args, "backend=ddp", "backend.workers=2", "backend.threads=1"], tmp_path / f"{name}-ddp"))
+        assert_matches_inprocess(args, tmp_path / f"{name}-ddp", tmp_path / f"{name}-ref")
+        whole = run(compose_config(args, tmp_path / f"{name}-whole"))
+        run(compose_config([*args[:-2], "rounds=2", "local_epochs=1"], tmp_path / f"{name}-split"))
+        resumed = run(compose_config(args, tmp_path / f"{name}-split"))
+        assert torch.equal(whole.server["params"], resumed.server["params"]), name
