@@ -33,11 +33,11 @@ from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.plugins.environments import LightningEnvironment
 from lightning.pytorch.strategies import DDPStrategy
 from omegaconf import DictConfig, OmegaConf
-from torch.distributed.algorithms.ddp_comm_hooks import default_hooks
 from torch.utils.data import DataLoader, TensorDataset
 
 from fedbench.backends.ddp import rank_and_world
 from fedbench.build import build_part, build_task
+from fedbench.ddp_hooks import BucketCounter, counting_hook
 from fedbench.errors import ConfigError
 from fedbench.hardware import hardware
 from fedbench.local import evaluate
@@ -51,40 +51,17 @@ log = logging.getLogger("fedbench")
 warnings.filterwarnings("ignore", message=r".*when logging on epoch level in distributed setting")
 
 
-class BucketCounter:
-    """DDP communication-hook state: bytes of the gradient buckets all-reduced, and their time."""
-
-    def __init__(self) -> None:
-        self.buckets, self.bytes, self.seconds = 0, 0, 0.0
-
-
-def counting_allreduce_hook(state: BucketCounter, bucket):  # noqa: ANN001, ANN201 - DDP checks these annotations
-    """The default all-reduce hook (a ``dist.GradBucket`` in, a future of the averaged bucket out),
-    recording the bucket's size and how long its reduction takes."""
-    buffer = bucket.buffer()
-    state.buckets += 1
-    state.bytes += buffer.numel() * buffer.element_size()
-    start = time.perf_counter()
-    fut = default_hooks.allreduce_hook(None, bucket)
-
-    def done(f: torch.futures.Future) -> torch.Tensor:
-        state.seconds += time.perf_counter() - start
-        return f.value()
-
-    return fut.then(done)
-
-
 class EpochRecorder(Callback):
     """Evaluates (rank 0), times and logs each epoch as one metrics row."""
 
-    def __init__(self, cfg: DictConfig, data: Any, counter: BucketCounter, world: int, logger: Any) -> None:
-        self.cfg, self.data, self.counter, self.world, self.logger = cfg, data, counter, world, logger
+    def __init__(self, cfg: DictConfig, data: Any, counter: BucketCounter, hook: Any, world: int, logger: Any) -> None:
+        self.cfg, self.data, self.counter, self.hook, self.world, self.logger = cfg, data, counter, hook, world, logger
         self.rows: list[dict[str, Any]] = []
 
     def on_train_start(self, trainer: L.Trainer, task: L.LightningModule) -> None:
         # Lightning registers DDP comm hooks on CUDA only; on gloo/CPU fedbench registers its own
         if self.world > 1:
-            trainer.strategy.model.register_comm_hook(self.counter, counting_allreduce_hook)
+            trainer.strategy.model.register_comm_hook(self.counter, self.hook)
 
     def on_train_epoch_start(self, trainer: L.Trainer, task: L.LightningModule) -> None:
         self.t0 = time.perf_counter()
@@ -159,13 +136,15 @@ def run_trainer(cfg: DictConfig):  # -> fedbench.run.RunResult
     os.environ["PL_GLOBAL_SEED"] = str(derive_seed(cfg.seed, "sampler") % 2**31)  # DistributedSampler's seed
     loader = DataLoader(TensorDataset(data.x_train, data.y_train), batch_size=global_batch // world, shuffle=True,
                         generator=torch_generator(cfg.seed, "centralized-batches"))
-    counter = BucketCounter()
+    spec = OmegaConf.to_container(cfg.compressor, resolve=True)
+    name = spec.get("dtype") or spec.get("method") or spec["_target_"].rsplit(".", 1)[-1]
+    counter, hook = counting_hook(name, spec, cfg.seed)
     num_params = get_flat(task).numel()
     main = rank == 0
     if main:
         out.mkdir(parents=True, exist_ok=True)
     logger = build_part(cfg.logger)(str(out), config, []) if main else null_logger()  # loggers only: epochs, not rounds
-    recorder = EpochRecorder(cfg, data, counter, world, logger)
+    recorder = EpochRecorder(cfg, data, counter, hook, world, logger)
     if world > 1:
         devices, nodes = _layout(world)
         strategy: Any = DDPStrategy(process_group_backend="gloo" if not torch.cuda.is_available() else None,

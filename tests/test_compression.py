@@ -144,3 +144,25 @@ def test_compressed_gossip_and_star_on_ddp_equal_inprocess_and_resume(tmp_path):
         run(compose_config([*args[:-2], "rounds=2", "local_epochs=1"], tmp_path / f"{name}-split"))
         resumed = run(compose_config(args, tmp_path / f"{name}-split"))
         assert torch.equal(whole.server["params"], resumed.server["params"]), name
+
+
+@pytest.mark.slow
+def test_data_parallel_uses_pytorchs_ddp_hooks_and_counts_their_bytes(make_cfg):
+    base = ["paradigm=data_parallel", "backend=ddp", "backend.workers=2", "backend.threads=1", "rounds=3",
+            "batch_size=20", "lr=0.1"]
+    plain = run(make_cfg(*base))
+    half = run(make_cfg(*base, "compressor=fp16"))
+    power = run(make_cfg(*base, "compressor=powersgd", "compressor.rank=2"))
+    steps = -(-719 // 10) * 3
+    assert half.summary["total_bytes_up"] * 2 == plain.summary["total_bytes_up"]  # fp16_compress_hook: 2 bytes/entry
+    # powerSGD_hook: 2 plain all-reduces, then P and Q of each weight matrix at rank 2: 200x64 -> (200+64) 2,
+    # 200x200 -> (200+200) 2, 10x200 -> (10+200) 2 floats; biases whole. Ring bytes over 2 ranks = one rank's
+    p = plain.summary["num_params"]
+    compressed = ((200 + 64) * 2 + (200 + 200) * 2 + (10 + 200) * 2 + 200 + 200 + 10) * 4
+    assert power.summary["total_bytes_up"] == 2 * p * 4 + (steps - 2) * compressed
+    assert half.summary["final_accuracy"] > 0.85 and power.summary["final_accuracy"] > 0.8
+
+
+def test_data_parallel_refuses_compressors_without_a_ddp_hook(make_cfg):
+    with pytest.raises(ConfigError, match="compressor: paradigm=data_parallel compresses through PyTorch's DDP"):
+        run(make_cfg("paradigm=data_parallel", "compressor=topk", "rounds=1"))
