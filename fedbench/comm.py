@@ -31,6 +31,6 @@ def count_round(server: State, broadcast: Sequence[str], receivers: int, uploads
     return RoundComm(len(uploads), receivers, up, down * receivers)
 
 
-def raw_bytes(server: State, broadcast: Sequence[str], receivers: int, uploads: Sequence[Upload]) -> int:
-    """What the round's messages would occupy as fp32 (the numerator of ``compression_ratio``)."""
-    return nbytes({k: server[k] for k in broadcast}) * receivers + sum(nbytes(u.tensors) for u in uploads)
+def raw_bytes(server: State, broadcast: Sequence[str], receivers: int, uploads: Sequence[Upload]) -> tuple[int, int]:
+    """(up, down): what the round's messages would occupy as fp32 (for ``compression_ratio``)."""
+    return sum(nbytes(u.tensors) for u in uploads), nbytes({k: server[k] for k in broadcast}) * receivers

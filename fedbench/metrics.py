@@ -72,9 +72,12 @@ def summarize(rows: Sequence[dict[str, Any]], target: float | None, extra: dict[
 
 
 def _compression(rows: Sequence[dict[str, Any]], last: dict[str, Any]) -> dict[str, Any]:
-    """``compression_ratio`` of the whole run (fp32 bytes / wire bytes) when a compressor was used."""
-    if not rows or "raw_bytes" not in rows[-1]:
+    """The whole run's fp32-equivalent bytes and ``compression_ratio`` (fp32 / wire bytes of the
+    compressed direction: uploads, and the broadcast when it was compressed too) with a compressor."""
+    if not rows or "raw_bytes_up" not in rows[-1]:
         return {}
-    raw = sum(r.get("raw_bytes", 0) for r in rows)
-    wire = last.get("cum_bytes_up", 0) + last.get("cum_bytes_down", 0)
-    return {"total_raw_bytes": raw, "compression_ratio": raw / wire if wire else None}
+    up, down = sum(r.get("raw_bytes_up", 0) for r in rows), sum(r.get("raw_bytes_down", 0) for r in rows)
+    wire_up, wire_down = last.get("cum_bytes_up", 0), last.get("cum_bytes_down", 0)
+    both = wire_down < down  # the broadcast was compressed too
+    raw, wire = up + (down if both else 0), wire_up + (wire_down if both else 0)
+    return {"total_raw_bytes_up": up, "total_raw_bytes_down": down, "compression_ratio": raw / wire if wire else None}

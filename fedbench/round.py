@@ -83,10 +83,11 @@ def make_uploads(exp: Experiment, server_of: Callable[[int], State], results: Se
     return uploads
 
 
-def compression_columns(raw: int, comm: RoundComm) -> dict[str, Any]:
-    """``raw_bytes`` (the round's traffic as fp32) and ``compression_ratio`` = raw / wire bytes."""
-    wire = comm.bytes_up + comm.bytes_down
-    return {"raw_bytes": raw, "compression_ratio": raw / wire if wire else float("nan")}
+def compression_columns(raw_up: int, raw_down: int, comm: RoundComm, down: bool = False) -> dict[str, Any]:
+    """``raw_bytes_up/down`` (the round's traffic as fp32) and ``compression_ratio`` = fp32 / wire bytes of
+    the compressed direction(s): uploads, plus the broadcast when ``down``."""
+    raw, wire = raw_up + (raw_down if down else 0), comm.bytes_up + (comm.bytes_down if down else 0)
+    return {"raw_bytes_up": raw_up, "raw_bytes_down": raw_down, "compression_ratio": raw / wire if wire else float("nan")}
 
 
 def server_step(exp: Experiment, server: State, uploads: Sequence[Upload], buffers) -> tuple[State, dict[str, Any]]:

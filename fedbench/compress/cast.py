@@ -21,3 +21,13 @@ def cast(dtype: str = "fp16") -> Compressor:
 
     return Compressor(dtype, encode, lambda m: m["x"].to(m["dtype"]), lambda m: 2 * m["x"].numel(),
                       options={"dtype": dtype})
+
+
+def fp16() -> Compressor:
+    """IEEE half precision on the wire."""
+    return cast("fp16")
+
+
+def bf16() -> Compressor:
+    """bfloat16 on the wire."""
+    return cast("bf16")

@@ -50,3 +50,13 @@ def sparsify(method: str = "topk", ratio: float = 0.1, pack_indices: bool = Fals
 
     return Compressor(method, encode, decode, wire_bytes, unbiased=method == "randk",
                       options={"ratio": ratio, "pack_indices": pack_indices})
+
+
+def topk(ratio: float = 0.1, pack_indices: bool = False) -> Compressor:
+    """Top-k: the k = ceil(ratio d) largest magnitudes."""
+    return sparsify("topk", ratio, pack_indices)
+
+
+def randk(ratio: float = 0.1, pack_indices: bool = False) -> Compressor:
+    """Rand-k: k = ceil(ratio d) random entries, rescaled by d / k (unbiased)."""
+    return sparsify("randk", ratio, pack_indices)

@@ -66,33 +66,6 @@ def extra_rows(metrics: pd.DataFrame, columns: Sequence[str]) -> list[list[Any]]
     return rows
 
 
-TOPOLOGY_HEADER = ["group", "topology", "spectral gap", "rounds to target", "simulated s to target",
-                   "simulated s in all", "final acc", "MB in all"]
-
-
-def topology_rows(groups: dict[str, list[RunRecord]], metrics: pd.DataFrame) -> list[list[Any]]:
-    """Per group: its topology, the gossip graph's spectral gap, rounds and simulated seconds to the
-    target accuracy (``cum_sim_round_s`` at the first round reaching it), final accuracy and traffic."""
-    rows = []
-    for label, runs in groups.items():
-        s = runs[0].summary
-        frame = metrics[metrics["label"] == label]
-        target = s.get("target_accuracy")
-        to_target = []
-        for _, run in frame.groupby("run"):
-            hit = run[run["test_accuracy"] >= target] if target is not None else run.iloc[0:0]
-            to_target.append(float(hit["cum_sim_round_s"].iloc[0]) if len(hit) else None)
-        reached = mean_sd(to_target)[0] if all(v is not None for v in to_target) else None
-        rtt = [r.summary["rounds_to_target"] for r in runs]
-        rows.append([label, s.get("topology", "star"), s.get("spectral_gap"),
-                     mean_sd(rtt)[0] if all(v is not None for v in rtt) else "not reached",
-                     reached if reached is not None else "not reached",
-                     mean_sd(frame.groupby("run")["cum_sim_round_s"].max().tolist())[0],
-                     mean_sd([r.summary["final_accuracy"] for r in runs])[0],
-                     mean_sd([(r.summary["total_bytes_up"] + r.summary["total_bytes_down"]) / 1e6 for r in runs])[0]])
-    return rows
-
-
 def summary_rows(groups: dict[str, list[RunRecord]]) -> list[list[Any]]:
     """Per group: runs, final and best accuracy (mean, sd over seeds), rounds to target, totals."""
     rows = []

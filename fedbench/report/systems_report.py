@@ -11,6 +11,7 @@ import pandas as pd
 
 from fedbench.report import analysis as A
 from fedbench.report import figures as F
+from fedbench.report import sections as S
 from fedbench.report.grouping import group_values, label, varying_keys
 from fedbench.report.runs import RunRecord, flatten, load_partition, read_csv
 
@@ -82,7 +83,7 @@ def write_report(runs: Sequence[RunRecord], problems: Sequence[RunRecord], out: 
              "analytic totals use P parameters of 4 bytes. The network model adds `comm_sim_s` per round "
              "(latency + size / bandwidth for the configured collective).", "",
              img("accuracy_vs_bytes", "accuracy vs bytes"), "", img("time_breakdown", "time breakdown"), ""]
-    text += _topology_section(runs, groups, metrics, out, figs, img)
+    text += S.topologies(runs, groups, metrics, out, figs, img) + S.compression(runs, groups, metrics, img)
     extra = A.extra_columns(metrics)
     if extra:
         figs["extra"] = F.extra_metrics(metrics, extra, out / "extra_metrics.png")
@@ -97,21 +98,6 @@ def write_report(runs: Sequence[RunRecord], problems: Sequence[RunRecord], out: 
     path = out / "systems_report.md"
     path.write_text("\n".join(text))
     return path
-
-
-def _topology_section(runs, groups, metrics, out: Path, figs: dict[str, Path], img) -> list[str]:  # noqa: ANN001
-    """Topologies compared: spectral gaps, time to target, accuracy vs simulated time, consensus distance."""
-    if {r.summary.get("topology", "star") for r in runs} == {"star"}:
-        return []
-    figs["sim_time"] = F.accuracy_vs_sim_time(metrics, out / "accuracy_vs_sim_time.png")
-    text = ["## Topologies", "", A.md_table(A.TOPOLOGY_HEADER, A.topology_rows(groups, metrics)), "",
-            "Spectral gap: 1 - |lambda_2(W)| of a gossip graph's mixing matrix; simulated time: the runs' "
-            "`cum_sim_round_s` (device speeds, compute model and network model; for async the event clock).", "",
-            img("sim_time", "accuracy vs simulated time"), ""]
-    if "consensus_distance" in metrics and metrics["consensus_distance"].notna().any():
-        figs["consensus"] = F.consensus_distance(metrics, out / "consensus_distance.png")
-        text += [img("consensus", "consensus distance"), ""]
-    return text
 
 
 def _partitions(runs: Sequence[RunRecord], keys: Sequence[str]) -> list[tuple[str, dict[str, Any]]]:

@@ -151,7 +151,7 @@ def asynchronous(mode: str = "fedbuff", concurrency: int = 10, buffer_size: int 
                        staleness=sum(t for _, t in kept) / len(kept) if kept else math.nan,
                        dropped_stale=len(arrived) - len(kept))
         if exp.channel is not None:
-            metrics.update(compression_columns(len(arrived) * nbytes({"p": server["params"]}) + down_bytes, comm))
+            metrics.update(compression_columns(len(arrived) * nbytes({"p": server["params"]}), down_bytes, comm))
         return state, metrics
 
     def summary(state: TopologyState) -> dict[str, Any]:

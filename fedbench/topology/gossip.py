@@ -145,7 +145,7 @@ def gossip(graph: str = "ring", weights: str = "metropolis", p: float = 0.5, see
         metrics.update(consensus_distance=float(((nodes.double() - mean) ** 2).sum(1).mean()),
                        node_accuracy_mean=node_mean, node_accuracy_min=node_min)
         if wire is not None:
-            metrics.update(compression_columns(edges * size, comm))
+            metrics.update(compression_columns(edges * size, 0, comm))
         return out, metrics
 
     def summary(state: TopologyState) -> dict[str, Any]:

@@ -25,12 +25,13 @@ from omegaconf import DictConfig
 
 from fedbench.algorithms.base import Algorithm
 from fedbench.build import Experiment
-from fedbench.comm import RoundComm, count_round
+from fedbench.comm import RoundComm, count_round, raw_bytes
 from fedbench.errors import require
 from fedbench.local import evaluate
 from fedbench.network import network, star_time
 from fedbench.params import nbytes, weighted_mean
-from fedbench.round import broadcast_keys, eval_buffers, local_work, make_uploads, mean_buffers, row, server_step
+from fedbench.round import (broadcast_keys, compression_columns, eval_buffers, local_work, make_uploads, mean_buffers,
+                            row, server_step)
 from fedbench.sampling import sample_clients
 from fedbench.seeding import numpy_generator
 from fedbench.topology import Topology, TopologyState
@@ -78,7 +79,7 @@ def hierarchical(num_edges: int = 2, edge_rounds: int = 2, seed: int = 0, cloud_
         edge_of = assign_edges(cfg.num_clients, num_edges, seed)
         all_results, all_ranks, extra = [], [], {}
         comm = RoundComm(0, 0, 0, 0)
-        sampled, agg_s, sim_s = 0, 0.0, 0.0
+        sampled, agg_s, sim_s, raw_up = 0, 0.0, 0.0, 0
         for k in range(edge_rounds):
             t = (r - 1) * edge_rounds + k + 1  # the edge round's key: with edge_rounds=1 the star's round
             clients = sample_clients(cfg.num_clients, cfg.client_fraction, cfg.seed, t)
@@ -91,6 +92,7 @@ def hierarchical(num_edges: int = 2, edge_rounds: int = 2, seed: int = 0, cloud_
             for e in range(num_edges):
                 mine = [res for res in results if edge_of[res.client] == e]
                 uploads = make_uploads(exp, lambda c: edges[e], mine, states, client_states, t)
+                raw_up += raw_bytes(edges[e], (), 0, uploads)[0]
                 part = count_round(edges[e], broadcast_keys(exp, edges[e]), sum(edge_of[c] == e for c in clients), uploads)
                 comm = RoundComm(*(a + b for a, b in zip(vars(comm).values(), vars(part).values())))
                 busiest = max(busiest, star_time(exp.network, part.bytes_down, part.bytes_up) if part.messages_down else 0.0)
@@ -115,6 +117,8 @@ def hierarchical(num_edges: int = 2, edge_rounds: int = 2, seed: int = 0, cloud_
         cloud_sim = star_time(cloud_net, num_edges * model_bytes, num_edges * model_bytes)
         times = {"t0": t0, "aggregate_s": agg_s, "eval_s": time.perf_counter() - t_eval}
         metrics = row(r, all_results, all_ranks, comm, sampled, acc, loss, times, sim_s + cloud_sim, exp)
+        if exp.channel is not None:
+            metrics.update(compression_columns(raw_up, 0, comm))
         metrics.update(cloud_messages_up=num_edges, cloud_messages_down=num_edges, cloud_bytes_up=num_edges * model_bytes,
                        cloud_bytes_down=num_edges * model_bytes, **extra)
         return {"server": server, "client_states": client_states, "edges": edges}, metrics

@@ -61,7 +61,7 @@ def step(exp: Experiment, cfg: DictConfig, state: TopologyState, r: int) -> tupl
     times = {"t0": t0, "aggregate_s": t_eval - t_agg, "eval_s": time.perf_counter() - t_eval}
     out = row(r, results, ranks, comm, len(clients), acc, loss, times, comm_sim, exp)
     if exp.channel is not None:
-        out.update(compression_columns(raw_bytes(server, keys, len(clients), uploads), comm))
+        out.update(compression_columns(*raw_bytes(server, keys, len(clients), uploads), comm, exp.channel.down))
     return {"server": server, "client_states": client_states}, {**out, **extra}
 
 

@@ -1,0 +1,96 @@
+"""Optional sections of the systems report: topologies and compression (only when the runs have them)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import pandas as pd
+
+from fedbench.report import analysis as A
+from fedbench.report import figures as F
+from fedbench.report.analysis import mean_sd
+from fedbench.report.runs import RunRecord
+
+TOPOLOGY_HEADER = ["group", "topology", "spectral gap", "rounds to target", "simulated s to target",
+                   "simulated s in all", "final acc", "MB in all"]
+
+
+def topology_rows(groups: dict[str, list[RunRecord]], metrics: pd.DataFrame) -> list[list[Any]]:
+    """Per group: its topology, the gossip graph's spectral gap, rounds and simulated seconds to the
+    target accuracy (``cum_sim_round_s`` at the first round reaching it), final accuracy and traffic."""
+    rows = []
+    for label, runs in groups.items():
+        s = runs[0].summary
+        frame = metrics[metrics["label"] == label]
+        target = s.get("target_accuracy")
+        to_target = []
+        for _, run in frame.groupby("run"):
+            hit = run[run["test_accuracy"] >= target] if target is not None else run.iloc[0:0]
+            to_target.append(float(hit["cum_sim_round_s"].iloc[0]) if len(hit) else None)
+        reached = mean_sd(to_target)[0] if all(v is not None for v in to_target) else None
+        rtt = [r.summary["rounds_to_target"] for r in runs]
+        rows.append([label, s.get("topology", "star"), s.get("spectral_gap"),
+                     mean_sd(rtt)[0] if all(v is not None for v in rtt) else "not reached",
+                     reached if reached is not None else "not reached",
+                     mean_sd(frame.groupby("run")["cum_sim_round_s"].max().tolist())[0],
+                     mean_sd([r.summary["final_accuracy"] for r in runs])[0],
+                     mean_sd([(r.summary["total_bytes_up"] + r.summary["total_bytes_down"]) / 1e6 for r in runs])[0]])
+    return rows
+
+
+COMPRESSION_HEADER = ["group", "compression ratio", "MB up to target", "MB up+down to target", "MB up in all",
+                      "rounds to target", "final acc"]
+
+
+def _mb_at_target(frame: pd.DataFrame, target: float | None, column: str) -> float | None:
+    """Cumulative MB of ``column`` at the run's first round reaching ``target`` (None if never)."""
+    hit = frame[frame["test_accuracy"] >= target] if target is not None else frame.iloc[0:0]
+    return float(hit[column].iloc[0]) / 1e6 if len(hit) else None
+
+
+def compression_rows(groups: dict[str, list[RunRecord]], metrics: pd.DataFrame) -> list[list[Any]]:
+    """Per group: its compression ratio (fp32 / wire bytes), the uplink and total megabytes spent to reach
+    the target accuracy (mean over seeds; "not reached" if any seed never did), totals and accuracy."""
+    rows = []
+    for label, runs in groups.items():
+        frame = metrics[metrics["label"] == label].copy()
+        frame["cum_all"] = frame["cum_bytes_up"] + frame["cum_bytes_down"]
+        target = runs[0].summary.get("target_accuracy")
+        ups = [_mb_at_target(run, target, "cum_bytes_up") for _, run in frame.groupby("run")]
+        alls = [_mb_at_target(run, target, "cum_all") for _, run in frame.groupby("run")]
+        reached = all(v is not None for v in ups)
+        rtt = [r.summary["rounds_to_target"] for r in runs]
+        rows.append([label, mean_sd([r.summary.get("compression_ratio") or 1.0 for r in runs])[0],
+                     mean_sd(ups)[0] if reached else "not reached", mean_sd(alls)[0] if reached else "not reached",
+                     mean_sd([r.summary["total_bytes_up"] / 1e6 for r in runs])[0],
+                     mean_sd(rtt)[0] if all(v is not None for v in rtt) else "not reached",
+                     mean_sd([r.summary["final_accuracy"] for r in runs])[0]])
+    return rows
+
+
+def topologies(runs: Sequence[RunRecord], groups: dict[str, list[RunRecord]], metrics: pd.DataFrame, out: Path,
+               figs: dict[str, Path], img: Callable[[str, str], str]) -> list[str]:
+    """Topologies compared: spectral gaps, time to target, accuracy vs simulated time, consensus distance."""
+    if {r.summary.get("topology", "star") for r in runs} == {"star"}:
+        return []
+    figs["sim_time"] = F.accuracy_vs_sim_time(metrics, out / "accuracy_vs_sim_time.png")
+    text = ["## Topologies", "", A.md_table(TOPOLOGY_HEADER, topology_rows(groups, metrics)), "",
+            "Spectral gap: 1 - |lambda_2(W)| of a gossip graph's mixing matrix; simulated time: the runs' "
+            "`cum_sim_round_s` (device speeds, compute model and network model; for async the event clock).", "",
+            img("sim_time", "accuracy vs simulated time"), ""]
+    if "consensus_distance" in metrics and metrics["consensus_distance"].notna().any():
+        figs["consensus"] = F.consensus_distance(metrics, out / "consensus_distance.png")
+        text += [img("consensus", "consensus distance"), ""]
+    return text
+
+
+def compression(runs: Sequence[RunRecord], groups: dict[str, list[RunRecord]], metrics: pd.DataFrame,
+                img: Callable[[str, str], str]) -> list[str]:
+    """Compressors compared: ratio, megabytes to the target accuracy, accuracy vs bytes."""
+    if not any(r.summary.get("compression_ratio") for r in runs):
+        return []
+    return ["## Compression", "", A.md_table(COMPRESSION_HEADER, compression_rows(groups, metrics)), "",
+            "Compression ratio: the run's traffic as fp32 over its wire bytes (exact encoding sizes; uncompressed "
+            "runs count as 1). MB to target: cumulative bytes at the first round reaching the target accuracy "
+            "(mean over seeds).", "", img("accuracy_vs_bytes", "accuracy vs bytes"), ""]
