@@ -70,3 +70,16 @@ def test_mpirun_two_processes_match_inprocess(tmp_path):
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-4000:]
     assert_matches_inprocess(args, tmp_path / "ddp", tmp_path / "inprocess")
+
+
+def assert_ddp_and_resume_agree(args: list[str], rounds: int, split: int, tmp_path: Path):
+    """``args`` run for ``rounds`` on 2 forked ddp ranks equals in-process (1e-5), and a run stopped after
+    ``split`` rounds then continued ends bit-identical to an uninterrupted one; returns (whole, resumed)."""
+    full = [*args, f"rounds={rounds}"]
+    run(compose_config([*full, "backend=ddp", "backend.workers=2", "backend.threads=1"], tmp_path / "ddp"))
+    assert_matches_inprocess(full, tmp_path / "ddp", tmp_path / "ref")
+    whole = run(compose_config(full, tmp_path / "whole"))
+    run(compose_config([*args, f"rounds={split}"], tmp_path / "split"))
+    resumed = run(compose_config(full, tmp_path / "split"))
+    assert torch.equal(whole.server["params"], resumed.server["params"])
+    return whole, resumed

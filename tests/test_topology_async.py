@@ -11,7 +11,6 @@ from fedbench.params import get_flat
 from fedbench.run import run
 from fedbench.seeding import torch_generator
 from fedbench.topology.asynchronous import staleness_weight
-from tests.conftest import compose_config
 
 ASYNC = ["topology=async"]
 
@@ -73,14 +72,8 @@ def test_bad_async_settings_are_refused(make_cfg, overrides, message):
 
 @pytest.mark.slow
 def test_async_forked_ddp_equals_inprocess_and_resumes_exactly(tmp_path):
-    from tests.test_ddp import assert_matches_inprocess
+    from tests.test_ddp import assert_ddp_and_resume_agree
 
-    args = [*ASYNC, "topology.concurrency=6", "topology.buffer_size=3", "client_speed.sigma=1", "rounds=5",
-            "local_epochs=1"]
-    run(compose_config([*args, "backend=ddp", "backend.workers=2", "backend.threads=1"], tmp_path / "ddp"))
-    assert_matches_inprocess(args, tmp_path / "ddp", tmp_path / "ref")
-    whole = run(compose_config(args, tmp_path / "whole"))
-    run(compose_config([*args[:-2], "rounds=3", "local_epochs=1"], tmp_path / "split"))
-    resumed = run(compose_config(args, tmp_path / "split"))
-    assert torch.equal(whole.server["params"], resumed.server["params"])
+    args = [*ASYNC, "topology.concurrency=6", "topology.buffer_size=3", "client_speed.sigma=1", "local_epochs=1"]
+    whole, resumed = assert_ddp_and_resume_agree(args, 5, 3, tmp_path)
     assert [r["sim_time_s"] for r in whole.rows] == [r["sim_time_s"] for r in resumed.rows]

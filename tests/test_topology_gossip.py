@@ -8,7 +8,6 @@ import torch
 from fedbench.errors import ConfigError
 from fedbench.run import run
 from fedbench.topology.graphs import adjacency, connected, mixing, spectral_gap
-from tests.conftest import compose_config
 
 GOSSIP = ["topology=gossip", "client_fraction=1"]
 
@@ -85,14 +84,8 @@ def test_bad_gossip_settings_are_refused_before_any_work(make_cfg, overrides, me
 
 @pytest.mark.slow
 def test_gossip_forked_ddp_equals_inprocess_and_resumes_exactly(tmp_path):
-    from tests.test_ddp import assert_matches_inprocess
+    from tests.test_ddp import assert_ddp_and_resume_agree
 
-    args = [*GOSSIP, "topology.graph=exponential", "num_clients=8", "rounds=3", "local_epochs=1"]
-    run(compose_config([*args, "backend=ddp", "backend.workers=2", "backend.threads=1"], tmp_path / "ddp"))
-    assert_matches_inprocess(args, tmp_path / "ddp", tmp_path / "ref")
-    whole = run(compose_config(args, tmp_path / "whole"))
-    run(compose_config([*args[:-2], "rounds=2", "local_epochs=1"], tmp_path / "split"))
-    resumed = run(compose_config(args, tmp_path / "split"))
-    assert torch.equal(whole.server["params"], resumed.server["params"])
+    assert_ddp_and_resume_agree([*GOSSIP, "topology.graph=exponential", "num_clients=8", "local_epochs=1"], 3, 2, tmp_path)
     nodes = lambda p: torch.load(p / "checkpoint" / "checkpoint.pt", weights_only=True)["nodes"]  # noqa: E731
     assert torch.equal(nodes(tmp_path / "whole"), nodes(tmp_path / "split"))

@@ -7,7 +7,6 @@ import torch
 from fedbench.errors import ConfigError
 from fedbench.run import run
 from fedbench.topology.hierarchical import assign_edges
-from tests.conftest import compose_config
 
 HIER = ["topology=hierarchical"]
 
@@ -54,14 +53,9 @@ def test_bad_hierarchical_settings_are_refused(make_cfg, overrides, message):
 
 @pytest.mark.slow
 def test_hierarchical_forked_ddp_equals_inprocess_and_resumes_exactly(tmp_path):
-    from tests.test_ddp import assert_matches_inprocess
+    from tests.test_ddp import assert_ddp_and_resume_agree
 
-    args = [*HIER, "algorithm=scaffold", "num_clients=10", "client_fraction=0.5", "rounds=3", "local_epochs=1"]
-    run(compose_config([*args, "backend=ddp", "backend.workers=2", "backend.threads=1"], tmp_path / "ddp"))
-    assert_matches_inprocess(args, tmp_path / "ddp", tmp_path / "ref")
-    whole = run(compose_config(args, tmp_path / "whole"))
-    run(compose_config([*args[:-2], "rounds=2", "local_epochs=1"], tmp_path / "split"))
-    resumed = run(compose_config(args, tmp_path / "split"))
-    assert torch.equal(whole.server["params"], resumed.server["params"])
+    args = [*HIER, "algorithm=scaffold", "num_clients=10", "client_fraction=0.5", "local_epochs=1"]
+    assert_ddp_and_resume_agree(args, 3, 2, tmp_path)
     edges = lambda p: torch.load(p / "checkpoint" / "checkpoint.pt", weights_only=True)["edges"]  # noqa: E731
     assert all(torch.equal(a["c"], b["c"]) for a, b in zip(edges(tmp_path / "whole"), edges(tmp_path / "split")))

@@ -48,16 +48,16 @@ def accuracy_vs_round(metrics: pd.DataFrame, path: Path) -> Path:
     return _save(fig, path)
 
 
-def accuracy_vs_bytes(metrics: pd.DataFrame, path: Path) -> Path:
-    """Test accuracy against cumulative bytes communicated (up + down), in MB."""
+def accuracy_vs_bytes(metrics: pd.DataFrame, path: Path, up_only: bool = False) -> Path:
+    """Test accuracy against cumulative bytes communicated (up + down, or uploads only), in MB."""
     data = metrics.dropna(subset=["test_accuracy"]).copy()
-    data["cum_mb"] = (data["cum_bytes_up"] + data["cum_bytes_down"]) / 1e6
+    data["cum_mb"] = (data["cum_bytes_up"] + (0 if up_only else data["cum_bytes_down"])) / 1e6
     fig, ax = plt.subplots(figsize=(9.5, 4.4))
     sns.lineplot(data=data, x="cum_mb", y="test_accuracy", hue="label", errorbar="sd", marker="o", markersize=3, ax=ax)
     if data["cum_mb"].gt(0).any() and data["cum_mb"].max() / max(data.loc[data.cum_mb > 0, "cum_mb"].min(), 1e-12) > 100:
         ax.set_xscale("log")
-    ax.set(xlabel="cumulative communication, up + down (MB)", ylabel="test accuracy",
-           title="Accuracy vs bytes communicated")
+    ax.set(xlabel=f"cumulative communication, {'uploads' if up_only else 'up + down'} (MB)", ylabel="test accuracy",
+           title="Accuracy vs bytes " + ("uploaded" if up_only else "communicated"))
     _legend(ax)
     return _save(fig, path)
 

@@ -85,12 +85,14 @@ def topologies(runs: Sequence[RunRecord], groups: dict[str, list[RunRecord]], me
     return text
 
 
-def compression(runs: Sequence[RunRecord], groups: dict[str, list[RunRecord]], metrics: pd.DataFrame,
-                img: Callable[[str, str], str]) -> list[str]:
+def compression(runs: Sequence[RunRecord], groups: dict[str, list[RunRecord]], metrics: pd.DataFrame, out: Path,
+                figs: dict[str, Path], img: Callable[[str, str], str]) -> list[str]:
     """Compressors compared: ratio, megabytes to the target accuracy, accuracy vs bytes."""
     if not any(r.summary.get("compression_ratio") for r in runs):
         return []
+    figs["bytes_up"] = F.accuracy_vs_bytes(metrics, out / "accuracy_vs_bytes_up.png", up_only=True)
     return ["## Compression", "", A.md_table(COMPRESSION_HEADER, compression_rows(groups, metrics)), "",
-            "Compression ratio: the run's traffic as fp32 over its wire bytes (exact encoding sizes; uncompressed "
-            "runs count as 1). MB to target: cumulative bytes at the first round reaching the target accuracy "
-            "(mean over seeds).", "", img("accuracy_vs_bytes", "accuracy vs bytes"), ""]
+            "Compression ratio: the compressed direction's traffic (uploads, and broadcasts when compressed) as "
+            "fp32 over its wire bytes (exact encoding sizes; uncompressed runs count as 1). MB to target: "
+            "cumulative bytes at the first round reaching the target accuracy (mean over seeds).", "",
+            img("bytes_up", "accuracy vs bytes uploaded"), ""]
