@@ -18,11 +18,15 @@ paper) and calls ``step(server, g) -> (optimizer state, new params)``. The optim
       x <- x + lr m / (sqrt(v) + tau)
 
   No bias correction and ``v`` starts at ``tau^2`` (the paper's ``v_{-1} >= tau^2``); defaults
-  beta1 = 0.9, beta2 = 0.99, tau = 1e-3 are the paper's (Section 5).
+  beta1 = 0.9, beta2 = 0.99, tau = 1e-3 are the paper's (Section 5). ``bias_correction=true`` adds
+  Adam's correction (Kingma & Ba 2015): step ``lr sqrt(1 - beta2^t) / (1 - beta1^t)`` at server step t
+  (Adagrad: ``lr / (1 - beta1^t)``); ``bias_correction=flower`` uses exponent t + 1, as Flower's FedAdam
+  computes it from ``server_round + 1``.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -103,7 +107,7 @@ def second_moment(method: str, v: Tensor, delta: Tensor, beta2: float) -> Tensor
 
 
 def adaptive(method: str, lr: float, beta1: float = 0.9, beta2: float = 0.99, tau: float = 1e-3,
-             initial_accumulator: float | None = None) -> ServerOptimizer:
+             initial_accumulator: float | None = None, bias_correction: bool | str = False) -> ServerOptimizer:
     """FedAdagrad / FedAdam / FedYogi's server step (``method`` in adagrad, adam, yogi).
 
     Args:
@@ -111,7 +115,8 @@ def adaptive(method: str, lr: float, beta1: float = 0.9, beta2: float = 0.99, ta
         lr: server step size (eta).
         beta1, beta2: moment decay rates (beta2 unused by adagrad).
         tau: adaptivity / numerical-stability constant.
-        initial_accumulator: ``v``'s start value; null = ``tau^2`` (the paper's convention).
+        initial_accumulator: ``v``'s start value; null = ``tau^2`` (the paper's convention; Flower starts at 0).
+        bias_correction: false (the paper), true (Adam's correction at server step t) or ``flower``.
     """
     require_choice(method, "server_optimizer.method", ADAPTIVE)
     require(lr > 0, "server_optimizer.lr", "> 0", lr)
@@ -120,33 +125,42 @@ def adaptive(method: str, lr: float, beta1: float = 0.9, beta2: float = 0.99, ta
     require(tau > 0, "server_optimizer.tau", "> 0", tau)
     v0 = tau**2 if initial_accumulator is None else initial_accumulator
     require(v0 >= 0, "server_optimizer.initial_accumulator", ">= 0 or null (tau^2)", v0)
+    require_choice(bias_correction, "server_optimizer.bias_correction", [False, True, "flower"])
 
     def init(params: Tensor) -> State:
-        return {"m": torch.zeros_like(params), "v": torch.full_like(params, v0)}
+        state = {"m": torch.zeros_like(params), "v": torch.full_like(params, v0)}
+        return {**state, "t": torch.zeros(())} if bias_correction else state
 
     def step(server: State, g: Tensor) -> tuple[State, Tensor]:
         delta = -g
         m = beta1 * server["m"] + (1 - beta1) * delta
         v = second_moment(method, server["v"], delta, beta2)
-        return {"m": m, "v": v}, server["params"] + lr * m / (v.sqrt() + tau)
+        if not bias_correction:
+            return {"m": m, "v": v}, server["params"] + lr * m / (v.sqrt() + tau)
+        t = server["t"] + 1
+        power = float(t) + (1 if bias_correction == "flower" else 0)
+        second = math.sqrt(1 - beta2**power) if method != "adagrad" else 1.0
+        rate = lr * second / (1 - beta1**power) if beta1 > 0 else lr * second
+        return {"m": m, "v": v, "t": t}, server["params"] + rate * m / (v.sqrt() + tau)
 
-    options = {"lr": lr, "beta1": beta1, "beta2": beta2, "tau": tau, "initial_accumulator": v0}
+    options = {"lr": lr, "beta1": beta1, "beta2": beta2, "tau": tau, "initial_accumulator": v0,
+               "bias_correction": bias_correction}
     return ServerOptimizer(method, step, init, options=options)
 
 
 def adam(lr: float = 0.01, beta1: float = 0.9, beta2: float = 0.99, tau: float = 1e-3,
-         initial_accumulator: float | None = None) -> ServerOptimizer:
+         initial_accumulator: float | None = None, bias_correction: bool | str = False) -> ServerOptimizer:
     """FedAdam's server step; see :func:`adaptive`."""
-    return adaptive("adam", lr, beta1, beta2, tau, initial_accumulator)
+    return adaptive("adam", lr, beta1, beta2, tau, initial_accumulator, bias_correction)
 
 
 def yogi(lr: float = 0.01, beta1: float = 0.9, beta2: float = 0.99, tau: float = 1e-3,
-         initial_accumulator: float | None = None) -> ServerOptimizer:
+         initial_accumulator: float | None = None, bias_correction: bool | str = False) -> ServerOptimizer:
     """FedYogi's server step; see :func:`adaptive`."""
-    return adaptive("yogi", lr, beta1, beta2, tau, initial_accumulator)
+    return adaptive("yogi", lr, beta1, beta2, tau, initial_accumulator, bias_correction)
 
 
 def adagrad(lr: float = 0.1, beta1: float = 0.9, beta2: float = 0.99, tau: float = 1e-3,
-            initial_accumulator: float | None = None) -> ServerOptimizer:
+            initial_accumulator: float | None = None, bias_correction: bool | str = False) -> ServerOptimizer:
     """FedAdagrad's server step; see :func:`adaptive`."""
-    return adaptive("adagrad", lr, beta1, beta2, tau, initial_accumulator)
+    return adaptive("adagrad", lr, beta1, beta2, tau, initial_accumulator, bias_correction)

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from fedbench.data.base import FederatedData
-from fedbench.errors import ConfigError
+from fedbench.errors import ConfigError, require
 
 # Per-channel mean/std of the training sets (the values torchvision examples use).
 _STATS = {
@@ -38,14 +38,19 @@ def _resolve_root(name: str, root: str | None, download: bool) -> Path:
     return path
 
 
-def _to_tensor(images, name: str) -> torch.Tensor:
+def _to_tensor(images, name: str, normalize: bool) -> torch.Tensor:
+    """Pixels scaled to [0, 1]; with ``normalize`` then standardized per channel (training-set mean/std)."""
     x = torch.as_tensor(np.asarray(images), dtype=torch.float32) / 255.0
     x = x.unsqueeze(1) if x.ndim == 3 else x.permute(0, 3, 1, 2)  # (N,H,W) or (N,H,W,C) -> (N,C,H,W)
+    if not normalize:
+        return x.contiguous()
     mean, std = (torch.tensor(s).view(1, -1, 1, 1) for s in _STATS[name])
     return ((x - mean) / std).contiguous()
 
 
-def _load(name: str, make: Callable, root: str | None, download: bool) -> FederatedData:
+def _load(name: str, make: Callable, root: str | None, download: bool, normalize: bool) -> FederatedData:
+    require(isinstance(download, bool), "dataset.download", "true or false", download)
+    require(isinstance(normalize, bool), "dataset.normalize", "true or false", normalize)
     path = _resolve_root(name, root, download)
     try:
         train, test = make(str(path), True, download), make(str(path), False, download)
@@ -56,30 +61,31 @@ def _load(name: str, make: Callable, root: str | None, download: bool) -> Federa
         ) from err
     return FederatedData(
         name,
-        _to_tensor(train.data, name),
+        _to_tensor(train.data, name, normalize),
         torch.as_tensor(np.asarray(train.targets), dtype=torch.int64),
-        _to_tensor(test.data, name),
+        _to_tensor(test.data, name, normalize),
         torch.as_tensor(np.asarray(test.targets), dtype=torch.int64),
         num_classes=10,
     )
 
 
-def mnist(root: str | None = None, download: bool = False) -> FederatedData:
-    """MNIST (LeCun et al., 1998): 60,000/10,000 28x28 grey digits."""
+def mnist(root: str | None = None, download: bool = False, normalize: bool = True) -> FederatedData:
+    """MNIST (LeCun et al., 1998): 60,000/10,000 28x28 grey digits; ``normalize=false`` keeps raw
+    intensities in [0, 1] as McMahan et al. (2017) feed them."""
     from torchvision.datasets import MNIST  # torchvision import is slow; only pay when used
 
-    return _load("mnist", lambda r, t, d: MNIST(r, train=t, download=d), root, download)
+    return _load("mnist", lambda r, t, d: MNIST(r, train=t, download=d), root, download, normalize)
 
 
-def fashion_mnist(root: str | None = None, download: bool = False) -> FederatedData:
+def fashion_mnist(root: str | None = None, download: bool = False, normalize: bool = True) -> FederatedData:
     """Fashion-MNIST (Xiao et al., 2017): 60,000/10,000 28x28 grey clothing images."""
     from torchvision.datasets import FashionMNIST
 
-    return _load("fashion_mnist", lambda r, t, d: FashionMNIST(r, train=t, download=d), root, download)
+    return _load("fashion_mnist", lambda r, t, d: FashionMNIST(r, train=t, download=d), root, download, normalize)
 
 
-def cifar10(root: str | None = None, download: bool = False) -> FederatedData:
+def cifar10(root: str | None = None, download: bool = False, normalize: bool = True) -> FederatedData:
     """CIFAR-10 (Krizhevsky, 2009): 50,000/10,000 32x32 colour images."""
     from torchvision.datasets import CIFAR10
 
-    return _load("cifar10", lambda r, t, d: CIFAR10(r, train=t, download=d), root, download)
+    return _load("cifar10", lambda r, t, d: CIFAR10(r, train=t, download=d), root, download, normalize)

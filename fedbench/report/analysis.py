@@ -157,7 +157,8 @@ COMM_HEADER = ["group", "method", "formula", "measured bytes", "analytic bytes",
 
 
 def mcmahan_rows(runs: Sequence[RunRecord]) -> list[list[Any]]:
-    """Best rounds-to-target over the learning rates, next to McMahan et al.'s Table 2."""
+    """Best rounds-to-target over the learning rates, next to McMahan et al.'s Table 2, per protocol
+    (shard layout and input scaling are kept apart: they change rounds-to-target)."""
     best: dict[tuple, tuple[int | None, float]] = {}
     for run in runs:
         cfg, s = run.summary["config"], run.summary
@@ -165,23 +166,26 @@ def mcmahan_rows(runs: Sequence[RunRecord]) -> list[list[Any]]:
             continue
         model = cfg["model"]["_target_"].rsplit(".", 1)[-1]
         part = cfg["partitioner"]["_target_"].rsplit(".", 1)[-1]
-        key = (model, cfg["local_epochs"], cfg["batch_size"], part)
-        if key not in MCMAHAN_ROUNDS or s.get("target_accuracy") != MCMAHAN_TARGET[model]:
+        paper_key = (model, cfg["local_epochs"], cfg["batch_size"], part)
+        if paper_key not in MCMAHAN_ROUNDS or s.get("target_accuracy") != MCMAHAN_TARGET[model]:
             continue
-        got = s["rounds_to_target"]
+        layout = "" if part == "iid" else cfg["partitioner"].get("layout", "label_pure")
+        inputs = "[0, 1]" if cfg["dataset"].get("normalize") is False else "standardized"
+        key, got = (*paper_key, layout, inputs), s["rounds_to_target"]
         old = best.get(key)
         if old is None or (got is not None and (old[0] is None or got < old[0])):
             best[key] = (got, cfg["lr"])
     rows = []
     for key, (got, lr) in sorted(best.items()):
-        model, e, b, part = key
+        model, e, b, part, layout, inputs = key
         name = {"mlp": "2NN", "cnn": "CNN"}[model]
-        rows.append([name, e, b, "IID" if part == "iid" else "non-IID (2 shards)", f"{MCMAHAN_TARGET[model]:.0%}",
-                     got if got is not None else "not reached", lr, MCMAHAN_ROUNDS[key]])
+        rows.append([name, e, b, "IID" if part == "iid" else f"non-IID (2 shards, {layout})", inputs,
+                     f"{MCMAHAN_TARGET[model]:.0%}", got if got is not None else "not reached", lr,
+                     MCMAHAN_ROUNDS[key[:4]]])
     return rows
 
 
-MCMAHAN_HEADER = ["model", "E", "B", "data", "target", "fedbench rounds", "best lr", "paper rounds"]
+MCMAHAN_HEADER = ["model", "E", "B", "data", "inputs", "target", "fedbench rounds", "best lr", "paper rounds"]
 
 
 def smoothness(metrics: pd.DataFrame) -> dict[str, float]:
