@@ -56,13 +56,47 @@ def differing_keys(theirs: dict[str, Any], ours: dict[str, Any]) -> list[str]:
     return shown
 
 
+def checksum(node: Any) -> str:
+    """sha256 over a payload's content (tensor bytes, shapes and dtypes, scalars, keys, in order): stored
+    in the checkpoint and verified on load, since torch.load does not verify the zip's CRCs."""
+    digest = hashlib.sha256()
+
+    def feed(x: Any) -> None:
+        if isinstance(x, torch.Tensor):
+            t = x.detach().cpu().contiguous()
+            digest.update(f"T{t.dtype}{tuple(t.shape)}".encode())
+            digest.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+        elif isinstance(x, dict):
+            for k in x:
+                digest.update(f"K{k!r}".encode())
+                feed(x[k])
+        elif isinstance(x, (list, tuple)):
+            digest.update(f"L{len(x)}".encode())
+            for v in x:
+                feed(v)
+        else:
+            digest.update(f"V{x!r}".encode())
+
+    feed(node)
+    return digest.hexdigest()
+
+
+def _remove_stale_temporaries(directory: Path) -> None:
+    """Delete temporary files left by writers that were killed mid-write (their pid is gone)."""
+    for tmp in directory.glob(f".{FILENAME}.tmp-*"):
+        pid = tmp.name.rsplit("-", 1)[-1]
+        if pid.isdigit() and int(pid) != os.getpid() and not Path(f"/proc/{pid}").exists():
+            tmp.unlink(missing_ok=True)
+
+
 def save(directory: Path, payload: dict[str, Any]) -> Path:
-    """Atomically write ``payload`` to ``directory/checkpoint.pt``."""
+    """Atomically write ``payload`` (with its checksum) to ``directory/checkpoint.pt``."""
     directory.mkdir(parents=True, exist_ok=True)
+    _remove_stale_temporaries(directory)
     final = directory / FILENAME
     tmp = directory / f".{FILENAME}.tmp-{os.getpid()}"
     with tmp.open("wb") as f:
-        torch.save({"format": FORMAT, **payload}, f)
+        torch.save({"format": FORMAT, **payload, "checksum": checksum(payload)}, f)
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, final)
@@ -87,6 +121,14 @@ def load(path: Path, config: dict[str, Any]) -> dict[str, Any]:
                               "move it away to start over, or pass resume=<another checkpoint>") from err
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise CheckpointError(f"checkpoint {path} has an unknown format (expected format {FORMAT})")
+    missing = [k for k in ("round", "rows", "fingerprint", "config", "server") if k not in payload]
+    if missing:
+        raise CheckpointError(f"checkpoint {path} lacks {', '.join(missing)} (not written by fedbench, or truncated); "
+                              "move it away to start over")
+    body = {k: v for k, v in payload.items() if k not in ("format", "checksum")}
+    if "checksum" in payload and payload["checksum"] != checksum(body):
+        raise CheckpointError(f"checkpoint {path} fails its checksum (the file was altered or damaged on disk); "
+                              "move it away to start over, or pass resume=<another checkpoint>")
     if payload["fingerprint"] != fingerprint(config):
         diff = differing_keys(payload["config"], comparable(config))
         raise CheckpointError(f"checkpoint {path} was written by a different config (differs in: {', '.join(diff)}); "

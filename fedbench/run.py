@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from fedbench import checkpoint, launch
+from fedbench.backends.ddp import rank_and_world
 from fedbench.algorithms.base import State
 from fedbench.build import Experiment, build, build_part, save_partition
 from fedbench.callbacks import Callback, chain, stop_at_target
@@ -25,6 +27,7 @@ from fedbench.hardware import hardware
 from fedbench.loggers import null_logger
 from fedbench.metrics import rounds_to_target, summarize, with_cumulative
 from fedbench.params import get_buffers, get_flat
+from fedbench.runlock import run_folder_lock
 from fedbench.validate import validate_knobs
 
 log = logging.getLogger("fedbench")
@@ -49,9 +52,16 @@ def run(cfg: DictConfig) -> RunResult:
     processes, threads = launch.plan(cfg.backend)
     out = Path(cfg.output_dir)
     config = OmegaConf.to_container(cfg, resolve=True)
-    if processes:  # backend.workers=N without a launcher: fork N ranks that each run this config
-        launch.spawn(processes, threads, run, cfg)
-        return _from_disk(cfg, out, config)
+    if os.environ.get("FEDBENCH_FORKED"):  # a forked rank: the parent holds the folder's lock
+        return _run_here(cfg, threads)
+    with run_folder_lock(out, enabled=rank_and_world()[0] == 0):
+        if processes:  # backend.workers=N without a launcher: fork N ranks that each run this config
+            launch.spawn(processes, threads, run, cfg)
+            return _from_disk(cfg, out, config)
+        return _run_here(cfg, threads)
+
+
+def _run_here(cfg: DictConfig, threads: int | None) -> RunResult:
     if threads:
         torch.set_num_threads(threads)
     return build_part(cfg.runner)(cfg)

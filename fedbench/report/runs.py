@@ -35,9 +35,14 @@ def load_run(path: Path) -> RunRecord:
         rows = max(0, sum(1 for _ in (path / "metrics.csv").open()) - 1) if (path / "metrics.csv").exists() else 0
         return RunRecord(path, problem=f"unfinished: no summary.json ({rows} rounds in metrics.csv)")
     try:
-        return RunRecord(path, json.loads(summary.read_text()))
+        record = RunRecord(path, json.loads(summary.read_text()))
     except json.JSONDecodeError as err:
         return RunRecord(path, problem=f"unreadable summary.json: {err}")
+    try:
+        read_csv(path / "metrics.csv")
+    except Exception as err:  # noqa: BLE001 - any parse failure: the run is left out, the report goes on
+        return RunRecord(path, problem=f"unreadable metrics.csv: {type(err).__name__}: {err}")
+    return record
 
 
 def config_value(summary: dict[str, Any], dotted: str) -> Any:

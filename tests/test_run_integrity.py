@@ -1,0 +1,93 @@
+"""Run integrity: one writer per run folder (two real processes), checksummed checkpoints, and
+reports that skip unreadable runs."""
+
+import csv
+import json
+import os
+
+import pytest
+import torch
+
+from fedbench import checkpoint
+from fedbench.errors import ConfigError
+from fedbench.run import run
+from fedbench.runlock import run_folder_lock
+from tests.conftest import compose_config
+from tests.test_resume import _count_rows, _start, _wait_for
+
+
+@pytest.mark.slow
+def test_a_second_writer_is_refused_and_the_first_run_stays_intact(tmp_path):
+    args = ["rounds=40", "local_epochs=2", f"hydra.run.dir={tmp_path}"]
+    first = _start(*args)
+    _wait_for(lambda: _count_rows(tmp_path / "metrics.csv") >= 1, first)
+    second = _start(*args)
+    assert second.wait(timeout=300) == 2
+    err = second.stdout.read()
+    assert f"output_dir {tmp_path} is in use by another run" in err and f'"pid": {first.pid}' in err
+    assert first.wait(timeout=600) == 0
+    rows = list(csv.DictReader((tmp_path / "metrics.csv").open()))
+    assert [int(r["round"]) for r in rows] == list(range(1, 41))
+
+
+def test_the_lock_is_released_when_the_run_ends(tmp_path):
+    with run_folder_lock(tmp_path):
+        with pytest.raises(ConfigError, match="is in use by another run"):
+            with run_folder_lock(tmp_path):
+                pass
+    with run_folder_lock(tmp_path):  # free again
+        assert json.loads((tmp_path / ".lock").read_text())["pid"] == os.getpid()
+
+
+def _flip_a_tensor_byte(path):
+    """Change one byte inside a stored tensor of a torch zip (what torch.load does not notice)."""
+    import zipfile
+
+    import struct
+
+    with zipfile.ZipFile(path) as z:
+        names = [n for n in z.namelist() if "/data/" in n]
+        info = z.getinfo(max(names, key=lambda n: z.getinfo(n).file_size))
+    raw = bytearray(path.read_bytes())
+    name_len, extra_len = struct.unpack("<HH", raw[info.header_offset + 26 : info.header_offset + 30])
+    raw[info.header_offset + 30 + name_len + extra_len + 8] ^= 0x40  # the local header's own lengths
+    path.write_bytes(bytes(raw))
+
+
+def test_a_bit_flipped_checkpoint_is_refused(tmp_path):
+    cfg = compose_config(["rounds=2", "checkpoint_every=1"], tmp_path / "run")
+    run(cfg)
+    ckpt = tmp_path / "run" / "checkpoint" / "checkpoint.pt"
+    torch.load(ckpt, weights_only=True)  # loads fine before
+    _flip_a_tensor_byte(ckpt)
+    torch.load(ckpt, weights_only=True)  # torch itself does not notice
+    more = compose_config(["rounds=3", "checkpoint_every=1"], tmp_path / "run")
+    with pytest.raises(ConfigError, match="fails its checksum"):
+        run(more)
+
+
+def test_a_checkpoint_without_its_keys_gets_a_clear_error(tmp_path):
+    ckpt = tmp_path / "checkpoint.pt"
+    torch.save({"format": checkpoint.FORMAT, "round": 1}, ckpt)
+    with pytest.raises(ConfigError, match="lacks rows, fingerprint, config, server"):
+        checkpoint.load(ckpt, {})
+
+
+def test_temporaries_of_killed_writers_are_removed(tmp_path):
+    stale = tmp_path / f".{checkpoint.FILENAME}.tmp-999999999"
+    stale.write_bytes(b"half a checkpoint")
+    checkpoint.save(tmp_path, {"round": 1, "rows": [], "fingerprint": "x", "config": {}, "server": {}})
+    assert not stale.exists() and (tmp_path / checkpoint.FILENAME).exists()
+
+
+@pytest.mark.slow
+def test_report_skips_a_run_with_an_unreadable_metrics_file(tmp_path, capsys):
+    from fedbench.report.__main__ import main
+
+    run(compose_config(["rounds=2"], tmp_path / "runs" / "good"))
+    run(compose_config(["rounds=2", "seed=1"], tmp_path / "runs" / "bad"))
+    (tmp_path / "runs" / "bad" / "metrics.csv").write_bytes(b'round,"test_accuracy\n1,\x00"0.5\n2,"')
+    assert main([str(tmp_path / "runs"), "--out", str(tmp_path / "report")]) == 0
+    captured = capsys.readouterr()
+    assert f"skipping {tmp_path / 'runs' / 'bad'}: unreadable metrics.csv" in captured.err
+    assert "(1 runs, 1 skipped)" in captured.out
