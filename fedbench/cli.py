@@ -1,6 +1,7 @@
 """Command-line glue: run a config, turning bad input into one clear line and exit code 2.
 
-In a multirun (``-m``), one job's failure does not end the sweep: the job's folder gets a
+A run that diverges exits with status 3 after writing its records. In a multirun (``-m``), one
+job's failure (or divergence) does not end the sweep: the job's folder gets a
 ``failure.json`` saying why (the error, its type and traceback), the other jobs run, and when the
 sweep ends :class:`SweepFailures` lists the failed jobs and exits with their number as status.
 """
@@ -22,6 +23,10 @@ from fedbench.errors import ConfigError
 
 log = logging.getLogger("fedbench")
 FAILURE_FILE = "failure.json"
+
+
+class Diverged(RuntimeError):
+    """A run stopped because its training diverged (its records are complete; exit status 3)."""
 
 
 def _in_multirun() -> bool:
@@ -51,7 +56,19 @@ def guarded(cfg: DictConfig) -> float | None:
 
     multirun = _in_multirun()
     try:
-        result = run(cfg).summary["final_accuracy"]
+        summary = run(cfg).summary
+        if summary.get("diverged"):
+            raise Diverged(f"the run diverged after {summary['rounds_completed']} round(s) (training loss non-finite "
+                           f"or above diverge_loss); best accuracy {summary['best_accuracy']} at round "
+                           f"{summary['best_round']}; records in {cfg.output_dir}")
+        result = summary["final_accuracy"]
+    except Diverged as err:
+        log.error("%s", err)
+        print(f"fedbench: {err}", file=sys.stderr)
+        if not multirun:
+            sys.exit(3)
+        record_failure(cfg.output_dir, err)
+        return None
     except ConfigError as err:
         log.error("invalid configuration: %s", err)
         print(f"fedbench: invalid configuration: {err}", file=sys.stderr)

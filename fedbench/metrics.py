@@ -36,6 +36,15 @@ def with_cumulative(row: dict[str, Any], previous: dict[str, Any] | None) -> dic
     return out
 
 
+def diverged(row: dict[str, Any], threshold: float | None) -> bool:
+    """A round that trained (took steps) and whose training loss is not finite or above ``threshold``
+    (the ``diverge_loss`` knob; None: non-finite only)."""
+    loss = row.get("train_loss", math.nan)
+    if not row.get("steps"):
+        return False
+    return not math.isfinite(loss) or (threshold is not None and loss > threshold)
+
+
 def rounds_to_target(rows: Sequence[dict[str, Any]], target: float | None) -> int | None:
     """First round whose test accuracy reaches ``target`` (None if never or no target)."""
     if target is None:

@@ -42,7 +42,7 @@ from fedbench.errors import ConfigError
 from fedbench.hardware import hardware
 from fedbench.local import evaluate
 from fedbench.loggers import null_logger
-from fedbench.metrics import summarize, with_cumulative
+from fedbench.metrics import diverged, summarize, with_cumulative
 from fedbench.params import get_flat
 from fedbench.seeding import derive_seed, torch_generator
 
@@ -77,7 +77,8 @@ class EpochRecorder(Callback):
         buckets = self.counter.buckets - self.marks[0]
         payload = self.counter.bytes - self.marks[1]
         comm_s = self.counter.seconds - self.marks[2]
-        mine = torch.tensor([buckets, payload, comm_s, train_s - comm_s, self.steps], dtype=torch.float64)
+        mine = torch.tensor([buckets, payload, comm_s, train_s - comm_s, self.steps, self.loss_sum / max(self.steps, 1)],
+                            dtype=torch.float64)
         ranks = trainer.strategy.all_gather(mine) if self.world > 1 else mine.unsqueeze(0)
         ranks = ranks.reshape(self.world, -1)
         n = self.world
@@ -91,7 +92,7 @@ class EpochRecorder(Callback):
         ring_bytes = int(ranks[:, 1].sum()) * (n - 1) // n
         row = {
             "round": epoch, "test_accuracy": acc, "test_loss": loss,
-            "train_loss": self.loss_sum / max(self.steps, 1), "clients": n, "steps": int(ranks[:, 4].sum()) // n,
+            "train_loss": float(ranks[:, 5].mean()), "clients": n, "steps": int(ranks[:, 4].sum()) // n,
             "messages_up": ring_messages, "messages_down": ring_messages, "bytes_up": ring_bytes, "bytes_down": ring_bytes,
             "compute_s": float(ranks[:, 3].sum()), "aggregate_s": 0.0, "eval_s": time.perf_counter() - t_eval,
             "comm_s": float(ranks[:, 2].max()), "idle_s": 0.0, "comm_sim_s": math.nan, "sim_round_s": math.nan,
@@ -100,6 +101,8 @@ class EpochRecorder(Callback):
         }
         self.rows.append(with_cumulative(row, self.rows[-1] if self.rows else None))
         self.logger.on_round_end(self.rows[-1], {}, {})
+        if diverged(row, self.cfg.diverge_loss):  # the loss is the ranks' mean: every rank decides alike
+            trainer.should_stop = True
         if trainer.is_global_zero:
             log.info("epoch %d/%d  acc %.4f  test_loss %.4f  train_loss %.4f  steps %d  all-reduced %.2f MB  %.2fs",
                      epoch, self.cfg.rounds, acc, loss, row["train_loss"], row["steps"],
@@ -158,7 +161,8 @@ def run_trainer(cfg: DictConfig):  # -> fedbench.run.RunResult
                         enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0,
                         num_sanity_val_steps=0, callbacks=[recorder])
     trainer.fit(task, train_dataloaders=loader)
-    extra = {"algorithm": cfg.paradigm, "dataset": data.name, "num_train": len(data.y_train), "hardware": hardware(world),
+    extra = {"algorithm": cfg.paradigm, "diverged": bool(recorder.rows) and diverged(recorder.rows[-1], cfg.diverge_loss),
+             "dataset": data.name, "num_train": len(data.y_train), "hardware": hardware(world),
              "num_params": num_params, "output_dir": str(out), "config": config}
     summary = summarize(recorder.rows, cfg.target_accuracy, extra)
     logger.on_run_end(summary)

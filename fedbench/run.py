@@ -18,13 +18,14 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from fedbench import checkpoint, launch
-from fedbench.backends.ddp import rank_and_world
+from fedbench import checkpoint, launch, metrics
 from fedbench.algorithms.base import State
+from fedbench.backends.ddp import rank_and_world
 from fedbench.build import Experiment, build, build_part, save_partition
 from fedbench.callbacks import Callback, chain, stop_at_target
 from fedbench.hardware import hardware
 from fedbench.loggers import null_logger
+from fedbench.local import evaluate
 from fedbench.metrics import rounds_to_target, summarize, with_cumulative
 from fedbench.params import get_buffers, get_flat
 from fedbench.runlock import run_folder_lock
@@ -118,11 +119,16 @@ def _train(cfg: DictConfig, exp: Experiment, out: Path, config: dict[str, Any], 
     for r in range(len(rows) + 1, cfg.rounds + 1):
         callbacks.on_round_start(r)
         state, row = topology.step(exp, cfg, state, r)
-        rows.append(with_cumulative(row, rows[-1] if rows else None))
+        row = with_cumulative(row, rows[-1] if rows else None)
+        diverged = metrics.diverged(row, cfg.diverge_loss)  # every rank sees the same results
+        if diverged and main and math.isnan(row["test_accuracy"]):  # the last round is always evaluated
+            server = state["server"]
+            row["test_accuracy"], row["test_loss"] = evaluate(exp.task, server["params"], exp.data.x_test,
+                                                              exp.data.y_test, buffers=server.get("buffers"))
+        rows.append(row)
         if main:
             _log_row(rows[-1], cfg.rounds)
         stopped = exp.backend.agree(bool(callbacks.on_round_end(rows[-1], state["server"], state["client_states"])))
-        diverged = _diverged(rows)  # every rank sees the same results
         last = r == cfg.rounds or diverged or stopped
         if main and cfg.checkpoint_every and (r % cfg.checkpoint_every == 0 or last):
             # also when stopping early, so that a rerun sees the run as finished and skips it
@@ -130,11 +136,12 @@ def _train(cfg: DictConfig, exp: Experiment, out: Path, config: dict[str, Any], 
                                                  "fingerprint": checkpoint.fingerprint(config),
                                                  "config": checkpoint.comparable(config)})
         if diverged:
-            log.error("round %d: the training loss is NaN; the run diverged (lower lr?); stopping", r)
+            log.error("round %d: training loss %s (non-finite or above diverge_loss=%s): the run diverged (lower "
+                      "lr?); stopping", r, row["train_loss"], cfg.diverge_loss)
             break
         if stopped:
             break
-    extra = {"algorithm": exp.algorithm.name, "diverged": _diverged(rows), "stopped_early": stopped,
+    extra = {"algorithm": exp.algorithm.name, "diverged": _diverged(cfg, rows), "stopped_early": stopped,
              "num_train": len(exp.data.y_train), "hardware": hardware(exp.backend.world_size), "dataset": exp.data.name,
              "num_params": state["server"]["params"].numel(), "topology": topology.name, **topology.summary(state),
              "output_dir": str(out), "config": config}
@@ -155,15 +162,15 @@ def _from_disk(cfg: DictConfig, out: Path, config: dict[str, Any]) -> RunResult:
     return RunResult(out, [], summary, {}, {})
 
 
-def _diverged(rows: list[dict[str, Any]]) -> bool:
-    """The last round trained (took steps) and its training loss is NaN."""
-    return bool(rows) and bool(rows[-1]["steps"]) and math.isnan(rows[-1]["train_loss"])
+def _diverged(cfg: DictConfig, rows: list[dict[str, Any]]) -> bool:
+    """The last round diverged (see :func:`fedbench.metrics.diverged`)."""
+    return bool(rows) and metrics.diverged(rows[-1], cfg.diverge_loss)
 
 
 def _finished(cfg: DictConfig, rows: list[dict[str, Any]]) -> bool:
     """All rounds done, the target reached with ``stop_at_target``, or diverged."""
     return (len(rows) >= cfg.rounds or bool(cfg.stop_at_target and rounds_to_target(rows, cfg.target_accuracy))
-            or _diverged(rows))
+            or _diverged(cfg, rows))
 
 
 def _log_row(row: dict[str, Any], rounds: int) -> None:

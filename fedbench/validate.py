@@ -43,6 +43,8 @@ def validate_knobs(cfg: Mapping[str, Any]) -> None:
     require(is_int(ce) and ce >= 0, "checkpoint_every", "an integer >= 0 (0 = never)", ce)
     t = cfg["target_accuracy"]
     require(t is None or (is_num(t) and 0 <= t <= 1), "target_accuracy", "in [0, 1] or null", t)
+    dl = cfg.get("diverge_loss")
+    require(dl is None or (is_num(dl) and dl > 0), "diverge_loss", "null or > 0", dl)
     st = cfg["stop_at_target"]
     require(isinstance(st, bool), "stop_at_target", "true or false", st)
     require(not st or t is not None, "stop_at_target", "false when target_accuracy is null", st)
