@@ -35,6 +35,7 @@ from lightning.pytorch.strategies import DDPStrategy
 from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import DataLoader, TensorDataset
 
+from fedbench import checkpoint
 from fedbench.backends.ddp import rank_and_world
 from fedbench.build import build_part, build_task
 from fedbench.ddp_hooks import BucketCounter, counting_hook
@@ -122,9 +123,15 @@ def run_trainer(cfg: DictConfig):  # -> fedbench.run.RunResult
     out = Path(cfg.output_dir)
     config = OmegaConf.to_container(cfg, resolve=True)
     summary_path = out / "summary.json"
+    if (out / "checkpoint").is_dir():  # a federated run's folder: the same guard as a federated resume
+        checkpoint.resume_point("auto", out, config)
     if summary_path.exists():
         done = json.loads(summary_path.read_text())
-        if done.get("rounds_completed") == cfg.rounds and done.get("config") == config:
+        if checkpoint.comparable(done.get("config", {})) != checkpoint.comparable(config):
+            diff = checkpoint.differing_keys(done.get("config", {}), checkpoint.comparable(config))
+            raise ConfigError(f"output_dir {out} holds another run (its summary.json differs in: {', '.join(diff)}); "
+                              "use a new output directory")
+        if done.get("rounds_completed") == cfg.rounds:
             log.info("%s already finished; skipping", out)
             return RunResult(out, [], done, {}, {})
     rank, world = rank_and_world()

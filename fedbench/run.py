@@ -107,6 +107,8 @@ def _train(cfg: DictConfig, exp: Experiment, out: Path, config: dict[str, Any], 
     main = exp.backend.is_main  # only rank 0 of a distributed run evaluates and writes
     if main:
         save_partition(exp, out)
+        if not restored:  # starting over (resume=none, or no checkpoint): an old summary no longer describes this folder
+            (out / "summary.json").unlink(missing_ok=True)
     topology = exp.topology
     state = {k: v for k, v in restored.items() if k not in checkpoint.META} if restored else \
         topology.init(exp, initial_server(exp))

@@ -91,3 +91,25 @@ def test_report_skips_a_run_with_an_unreadable_metrics_file(tmp_path, capsys):
     captured = capsys.readouterr()
     assert f"skipping {tmp_path / 'runs' / 'bad'}: unreadable metrics.csv" in captured.err
     assert "(1 runs, 1 skipped)" in captured.out
+
+
+def test_a_baseline_refuses_a_federated_runs_folder_and_touches_nothing(tmp_path):
+    run(compose_config(["rounds=2"], tmp_path / "run"))
+    records = lambda: {p.name: p.read_bytes() for p in (tmp_path / "run").rglob("*.*") if p.name != ".lock"}  # noqa: E731
+    before = records()
+    with pytest.raises(ConfigError, match="was written by a different config"):
+        run(compose_config(["rounds=2", "paradigm=centralized"], tmp_path / "run"))
+    assert records() == before and "checkpoint.pt" in before
+
+
+def test_starting_over_drops_the_old_summary_so_a_killed_restart_is_not_skipped(tmp_path, monkeypatch):
+    run(compose_config(["rounds=2"], tmp_path / "run"))
+    from fedbench.topology import star
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt  # the restart dies in its first round, before any checkpoint
+    monkeypatch.setattr(star, "step", killed)
+    monkeypatch.setattr("fedbench.topology.star.star", lambda: star.Topology("star", star.init, killed))
+    with pytest.raises(KeyboardInterrupt):
+        run(compose_config(["rounds=2", "resume=none"], tmp_path / "run"))
+    assert not (tmp_path / "run" / "summary.json").exists()  # no "already finished" on the next plain rerun
