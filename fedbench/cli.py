@@ -63,19 +63,9 @@ def guarded(cfg: DictConfig) -> float | None:
                            f"{summary['best_round']}; records in {cfg.output_dir}")
         result = summary["final_accuracy"]
     except Diverged as err:
-        log.error("%s", err)
-        print(f"fedbench: {err}", file=sys.stderr)
-        if not multirun:
-            sys.exit(3)
-        record_failure(cfg.output_dir, err)
-        return None
+        return _stop(cfg, err, "", 3, multirun)
     except ConfigError as err:
-        log.error("invalid configuration: %s", err)
-        print(f"fedbench: invalid configuration: {err}", file=sys.stderr)
-        if not multirun:
-            sys.exit(2)
-        record_failure(cfg.output_dir, err)
-        return None
+        return _stop(cfg, err, "invalid configuration: ", 2, multirun)
     except Exception as err:  # noqa: BLE001 - in a sweep, record it and go on with the next job
         if not multirun:
             raise
@@ -86,6 +76,15 @@ def guarded(cfg: DictConfig) -> float | None:
         return None
     (Path(cfg.output_dir) / FAILURE_FILE).unlink(missing_ok=True)  # a rerun that succeeded
     return result
+
+
+def _stop(cfg: DictConfig, err: Exception, prefix: str, status: int, multirun: bool) -> None:
+    """One clear line; then exit with ``status``, or in a multirun record the failure and go on."""
+    log.error("%s%s", prefix, err)
+    print(f"fedbench: {prefix}{err}", file=sys.stderr)
+    if not multirun:
+        sys.exit(status)
+    record_failure(cfg.output_dir, err)
 
 
 class SweepFailures(Callback):
