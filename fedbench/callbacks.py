@@ -58,12 +58,6 @@ def chain(callbacks: Sequence[Callback]) -> Callback:
     return Callback(on_round_end, on_run_end, on_round_start)
 
 
-def combine(output_dir: str, config: dict[str, Any] | None = None, history: Sequence[dict[str, Any]] = (),
-            **factories: Factory) -> Callback:
-    """Build every named callback factory for this run folder and chain them (name order kept)."""
-    return chain([factory(output_dir, config or {}, history) for factory in factories.values()])
-
-
 def stop_at_target(target: float) -> Callback:
     """Stop once a round's evaluation reaches ``target`` accuracy (the ``stop_at_target`` knob)."""
 

@@ -20,6 +20,10 @@ class RoundComm:
     bytes_up: int
     bytes_down: int
 
+    def __add__(self, other: "RoundComm") -> "RoundComm":
+        return RoundComm(self.messages_up + other.messages_up, self.messages_down + other.messages_down,
+                         self.bytes_up + other.bytes_up, self.bytes_down + other.bytes_down)
+
 
 def count_round(server: State, broadcast: Sequence[str], receivers: int, uploads: Sequence[Upload],
                 down_each: int | None = None) -> RoundComm:

@@ -17,7 +17,7 @@ from hydra import initialize_config_dir
 from hydra.errors import MissingConfigException
 from omegaconf import DictConfig, OmegaConf
 
-from fedbench.errors import ConfigError, require_choice
+from fedbench.errors import require_choice
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 
@@ -51,5 +51,3 @@ def compose(overrides: Sequence[str], output_dir: str | Path | None = None) -> D
     with group_option_errors(), initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         return hydra_compose("config", overrides=[*overrides, *extra])
 
-
-__all__ = ["compose", "group_option_errors", "ConfigError"]

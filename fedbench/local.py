@@ -39,9 +39,6 @@ class LogSink:
             self.sums[name] = self.sums[name] + value if name in self.sums else value
             self.counts[name] = self.counts.get(name, 0) + 1
 
-    def backward(self, loss: Tensor, *args, **kwargs) -> None:  # LightningModule.backward routes here too
-        loss.backward(*args, **kwargs)
-
     def means(self) -> dict[str, float]:
         return {name: float(total) / self.counts[name] for name, total in self.sums.items()}
 

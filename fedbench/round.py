@@ -23,7 +23,8 @@ from fedbench.client import run_client
 from fedbench.comm import RoundComm
 from fedbench.metrics import COLUMNS
 from fedbench.params import weighted_mean
-from fedbench.workload import Workload
+from fedbench.sampling import sample_clients
+from fedbench.workload import Workload, assign_work
 
 
 def mean_buffers(results: Sequence[LocalResult]):  # -> Tensor | None
@@ -43,6 +44,18 @@ def mean_logged(results: Sequence[LocalResult]) -> dict[str, float]:
         value = sum(r.logged[name] * r.num_samples for r in who) / sum(r.num_samples for r in who)
         out[f"task_{name}" if name in COLUMNS else name] = value
     return out
+
+
+def participants(exp: Experiment, cfg: DictConfig, r: int, client_states: dict[int, State],
+                 server_of: Callable[[int], State]) -> tuple[list[int], Workload, list[int], dict[int, State]]:
+    """Round ``r``'s sampled clients, their work, those whose work arrives (dropped stragglers miss the
+    deadline: they got the model but their work never arrives), and those clients' states."""
+    alg = exp.algorithm
+    clients = sample_clients(cfg.num_clients, cfg.client_fraction, cfg.seed, r)
+    work = assign_work(clients, r, cfg.seed, cfg.local_epochs, cfg.local_epochs_max, cfg.straggler_fraction)
+    active = [c for c in clients if not (alg.drop_stragglers and c in work.stragglers)]
+    states = {c: client_states[c] if c in client_states else alg.init_client(server_of(c)) for c in active}
+    return clients, work, active, states
 
 
 def local_work(exp: Experiment, work: Workload, r: int, clients: Sequence[int], start: Callable[[int], State],

@@ -31,7 +31,7 @@ from typing import Any
 import torch
 from omegaconf import DictConfig
 
-from fedbench.algorithms.base import Algorithm
+from fedbench.algorithms.base import Algorithm, LocalResult
 from fedbench.build import Experiment
 from fedbench.comm import RoundComm
 from fedbench.errors import ConfigError, require, require_choice
@@ -84,7 +84,7 @@ def asynchronous(mode: str = "fedbuff", concurrency: int = 10, buffer_size: int 
         if "buffers" in server:
             raise ConfigError("model: topology=async does not carry buffers (BatchNorm statistics) yet; use a model "
                               "without them (e.g. model=mlp)")
-        return {"server": server, "client_states": {}, "version": 0, "clock": 0.0, "dispatches": 0,
+        return {"server": server, "client_states": {}, "version": 0, "clock": 0.0,
                 "queue": [], "staleness_counts": {}}
 
     def dispatch(exp: Experiment, cfg: DictConfig, state: TopologyState, count: int) -> tuple[list[dict], list, int]:
@@ -163,8 +163,7 @@ def asynchronous(mode: str = "fedbuff", concurrency: int = 10, buffer_size: int 
                              "staleness": staleness, "max_staleness": max_staleness, "step_time_s": step_time_s})
 
 
-def _as_result(event: dict):  # -> LocalResult: what the round row reads of an arrival
-    from fedbench.algorithms.base import LocalResult
-
+def _as_result(event: dict) -> LocalResult:
+    """What the round's metrics row reads of an arrival."""
     return LocalResult(event["client"], event["params"], event["num_samples"], event["steps"], event["train_loss"],
                        event["compute_s"], 0.0)

@@ -127,7 +127,7 @@ def gossip(graph: str = "ring", weights: str = "metropolis", p: float = 0.5, see
             server["buffers"] = out["node_buffers"].double().mean(0).to(node_buffers.dtype)
         out["server"] = server
         size = 4 * (nodes.shape[1] + (0 if node_buffers is None or exp.local_buffers else node_buffers.shape[1]))
-        links = (w.fill_diagonal_(0) > 0).sum(1)
+        links = (w.clone().fill_diagonal_(0) > 0).sum(1)  # neighbours: off-diagonal entries
         edges, degree = int(links.sum()), int(links.max())
         sent = [size] * n if wire is None else [wire[i] + size - 4 * nodes.shape[1] for i in range(n)]
         t_eval = time.perf_counter()

@@ -16,6 +16,7 @@ round the busiest edge's star time on the ``network`` block, plus the cloud exch
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from typing import Any
@@ -31,23 +32,22 @@ from fedbench.local import evaluate
 from fedbench.network import network, star_time
 from fedbench.params import nbytes, weighted_mean
 from fedbench.round import (broadcast_keys, compression_columns, eval_buffers, local_work, make_uploads, mean_buffers,
-                            row, server_step)
-from fedbench.sampling import sample_clients
+                            participants, row, server_step)
 from fedbench.seeding import numpy_generator
 from fedbench.topology import Topology, TopologyState
-from fedbench.workload import assign_work
 
 MODEL_KEYS = ("params", "buffers")
 
 
-def assign_edges(num_clients: int, num_edges: int, seed: int) -> list[int]:
+@functools.lru_cache(maxsize=8)
+def assign_edges(num_clients: int, num_edges: int, seed: int) -> tuple[int, ...]:
     """Each client's edge: a seeded permutation cut into ``num_edges`` near-equal groups."""
     order = numpy_generator(seed, "edges").permutation(num_clients)
     edge_of = [0] * num_clients
     for e, group in enumerate(np.array_split(order, num_edges)):
         for c in group:
             edge_of[int(c)] = e
-    return edge_of
+    return tuple(edge_of)
 
 
 def hierarchical(num_edges: int = 2, edge_rounds: int = 2, seed: int = 0, cloud_latency_s: float = 0.02,
@@ -75,17 +75,14 @@ def hierarchical(num_edges: int = 2, edge_rounds: int = 2, seed: int = 0, cloud_
 
     def step(exp: Experiment, cfg: DictConfig, state: TopologyState, r: int) -> tuple[TopologyState, dict[str, Any]]:
         t0 = time.perf_counter()
-        alg, edges, client_states = exp.algorithm, list(state["edges"]), state["client_states"]
+        edges, client_states = list(state["edges"]), state["client_states"]
         edge_of = assign_edges(cfg.num_clients, num_edges, seed)
         all_results, all_ranks, extra = [], [], {}
         comm = RoundComm(0, 0, 0, 0)
         sampled, agg_s, sim_s, raw_up = 0, 0.0, 0.0, 0
         for k in range(edge_rounds):
             t = (r - 1) * edge_rounds + k + 1  # the edge round's key: with edge_rounds=1 the star's round
-            clients = sample_clients(cfg.num_clients, cfg.client_fraction, cfg.seed, t)
-            work = assign_work(clients, t, cfg.seed, cfg.local_epochs, cfg.local_epochs_max, cfg.straggler_fraction)
-            active = [c for c in clients if not (alg.drop_stragglers and c in work.stragglers)]
-            states = {c: client_states[c] if c in client_states else alg.init_client(edges[edge_of[c]]) for c in active}
+            clients, work, active, states = participants(exp, cfg, t, client_states, lambda c: edges[edge_of[c]])
             results, ranks = local_work(exp, work, t, active, lambda c: edges[edge_of[c]], states)
             t_agg = time.perf_counter()
             busiest = 0.0
@@ -94,7 +91,7 @@ def hierarchical(num_edges: int = 2, edge_rounds: int = 2, seed: int = 0, cloud_
                 uploads = make_uploads(exp, lambda c: edges[e], mine, states, client_states, t)
                 raw_up += raw_bytes(edges[e], (), 0, uploads)[0]
                 part = count_round(edges[e], broadcast_keys(exp, edges[e]), sum(edge_of[c] == e for c in clients), uploads)
-                comm = RoundComm(*(a + b for a, b in zip(vars(comm).values(), vars(part).values())))
+                comm = comm + part
                 busiest = max(busiest, star_time(exp.network, part.bytes_down, part.bytes_up) if part.messages_down else 0.0)
                 if uploads:
                     edges[e], extra = server_step(exp, edges[e], uploads, mean_buffers(mine))
@@ -103,7 +100,9 @@ def hierarchical(num_edges: int = 2, edge_rounds: int = 2, seed: int = 0, cloud_
             all_results += results
             all_ranks += ranks
             sampled += len(clients)
-        sizes = [sum(len(exp.client_data[c][1]) for c in range(cfg.num_clients) if edge_of[c] == e) for e in range(num_edges)]
+        sizes = [0] * num_edges  # the edges' data sizes weight the cloud average
+        for c, e in enumerate(edge_of):
+            sizes[e] += len(exp.client_data[c][1])
         cloud = {key: weighted_mean([edge[key] for edge in edges], sizes) for key in MODEL_KEYS
                  if key in edges[0] and not (key == "buffers" and exp.local_buffers)}
         edges = [{**edge, **cloud} for edge in edges]

@@ -18,10 +18,8 @@ from fedbench.comm import count_round, raw_bytes
 from fedbench.local import evaluate
 from fedbench.network import round_comm_time
 from fedbench.round import (broadcast_keys, compression_columns, eval_buffers, local_work, make_uploads, mean_buffers,
-                            row, server_step)
-from fedbench.sampling import sample_clients
+                            participants, row, server_step)
 from fedbench.topology import Topology, TopologyState
-from fedbench.workload import assign_work
 
 log = logging.getLogger("fedbench")
 
@@ -33,12 +31,8 @@ def init(exp: Experiment, server: dict) -> TopologyState:
 def step(exp: Experiment, cfg: DictConfig, state: TopologyState, r: int) -> tuple[TopologyState, dict[str, Any]]:
     """One synchronous star round; returns (new state, metrics row)."""
     t0 = time.perf_counter()
-    alg, server, client_states = exp.algorithm, state["server"], state["client_states"]
-    clients = sample_clients(cfg.num_clients, cfg.client_fraction, cfg.seed, r)
-    work = assign_work(clients, r, cfg.seed, cfg.local_epochs, cfg.local_epochs_max, cfg.straggler_fraction)
-    # dropped stragglers miss the deadline: they got the model but their work never arrives
-    active = [c for c in clients if not (alg.drop_stragglers and c in work.stragglers)]
-    states = {c: client_states[c] if c in client_states else alg.init_client(server) for c in active}
+    server, client_states = state["server"], state["client_states"]
+    clients, work, active, states = participants(exp, cfg, r, client_states, lambda c: server)
     keys, down_each = broadcast_keys(exp, server), None
     sent = server  # the model the clients hold: the server's, or with down compression their decoded view
     if exp.channel is not None and exp.channel.down:
