@@ -19,10 +19,13 @@ from fedbench.backends import Backend
 from fedbench.client import ClientPlan
 from fedbench.compress.channel import build_channel
 from fedbench.data.base import FederatedData
+from fedbench.aggregators import mean
+from fedbench.attacks import flip_labels
 from fedbench.errors import ConfigError, require
 from fedbench.network import Network
 from fedbench.partition.common import label_counts
 from fedbench.seeding import derive_seed
+from fedbench.threat_model import ThreatModel, build_threat_model
 from fedbench.validate import validate_sizes
 from fedbench.workload import speed_factors
 
@@ -44,6 +47,7 @@ class Experiment:
     topology: Any = None
     step_time_s: float | None = None
     channel: Any = None  # fedbench.compress.channel.Channel, None without compression
+    threat: ThreatModel = ThreatModel(mean())  # aggregator, attack, dropout, privacy
 
 
 def build_part(node: DictConfig, **kwargs: Any) -> Any:
@@ -76,6 +80,7 @@ def build(cfg: DictConfig) -> Experiment:
     check_server_optimizer(cfg)
     topology = build_part(cfg.topology)
     topology.check(cfg, algorithm)
+    threat = build_threat_model(cfg, algorithm, topology.name)
     partitioner = build_part(cfg.partitioner)
     network: Network = build_part(cfg.network)
     backend: Backend = build_part(cfg.backend)
@@ -83,13 +88,20 @@ def build(cfg: DictConfig) -> Experiment:
     validate_sizes(cfg.num_clients, len(data.y_train))
     parts = partitioner(data.train_labels, cfg.num_clients, cfg.seed, data.groups)
     client_data = [(data.x_train[p].contiguous(), data.y_train[p].contiguous()) for p in parts]
+    if threat.attack is not None and threat.attack.flips_labels:
+        client_data = [(x, flip_labels(y, data.num_classes) if c in threat.byzantine else y)
+                       for c, (x, y) in enumerate(client_data)]
     task = build_task(cfg, data)
     check_batch_norm(task, [len(p) for p in parts], cfg.batch_size)
-    plan = ClientPlan(cfg.batch_size, cfg.seed, cfg.lr)
+    local_dp = threat.privacy is not None and threat.privacy.kind == "local_dp"
+    if local_dp:
+        check_per_sample_gradients(task)
+    dp = (threat.privacy.clip, threat.privacy.noise_multiplier) if local_dp else None
+    plan = ClientPlan(cfg.batch_size, cfg.seed, cfg.lr, dp)
     speeds = speed_factors(cfg.num_clients, cfg.seed, cfg.client_speed.sigma, cfg.client_speed.factors)
     return Experiment(data, parts, client_data, task, algorithm, backend, plan, network, speeds,
                       bool(cfg.task.get("local_buffers", False)), topology, cfg.client_speed.step_time_s,
-                      build_channel(cfg.compressor, cfg.seed, [tuple(p.shape) for p in task.parameters()]))
+                      build_channel(cfg.compressor, cfg.seed, [tuple(p.shape) for p in task.parameters()]), threat)
 
 
 def build_task(cfg: DictConfig, data: FederatedData) -> LightningModule:
@@ -119,6 +131,17 @@ def check_batch_norm(task: LightningModule, sizes: list[int], batch_size: int | 
     bad = [n for n in sizes if (n if batch_size is None or batch_size >= n else n % batch_size) == 1]
     require(not bad, "batch_size", f"a size that leaves no client a last batch of 1 sample with a BatchNorm model "
             f"({len(bad)} client(s) have such a size, e.g. {bad[0] if bad else 0} samples)", batch_size)
+
+
+def check_per_sample_gradients(task: LightningModule) -> None:
+    """``privacy=local_dp`` needs opacus to compute per-sample gradients of every layer."""
+    from opacus.validators import ModuleValidator
+
+    errors = ModuleValidator.validate(task, strict=False)
+    if errors:
+        raise ConfigError(f"model: privacy=local_dp needs per-sample gradients of every layer (opacus); this model "
+                          f"has layers opacus cannot handle: {'; '.join(str(e).split('. ')[0] for e in errors[:3])} (use model=mlp, "
+                          f"cnn or logistic)")
 
 
 def save_partition(exp: Experiment, output_dir: Path) -> None:

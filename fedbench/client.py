@@ -23,6 +23,7 @@ class ClientPlan:
     batch_size: int | None
     seed: int
     lr: float
+    dp: tuple[float, float] | None = None  # local DP-SGD: (clip, noise_multiplier)
 
 
 def run_client(
@@ -52,8 +53,9 @@ def run_client(
                                     buffers=buffers, extra_loss=extra)
         return LocalResult(client, server["params"], len(y), 1, loss, time.perf_counter() - t0, plan.lr, grad,
                            get_buffers(task))
+    dp = None if plan.dp is None else local.DPSGD(*plan.dp, torch_generator(plan.seed, round_, client, "dp-sgd"))
     out = local.train(task, server["params"], x, y, epochs=epochs, batch_size=plan.batch_size, generator=gen,
-                      round_=round_, buffers=buffers, max_steps=algorithm.max_local_steps, extra_loss=extra)
+                      round_=round_, buffers=buffers, max_steps=algorithm.max_local_steps, extra_loss=extra, dp=dp)
     return LocalResult(client, out.params, len(y), out.steps, out.loss, time.perf_counter() - t0,
                        out.lr if out.steps else plan.lr, start_grad, out.buffers, out.logged)
 

@@ -11,6 +11,7 @@ returned with, the flat parameter vector, so nothing leaks between clients throu
 
 from __future__ import annotations
 
+import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Callable, Iterator
@@ -94,10 +95,40 @@ def _loss(task: LightningModule, x: Tensor, y: Tensor, idx: Tensor | None, step:
     return task_loss, total
 
 
+@dataclass(frozen=True)
+class DPSGD:
+    """Sample-level DP-SGD settings for one client's local training (opacus)."""
+
+    clip: float
+    noise_multiplier: float
+    generator: torch.Generator
+
+
+@contextmanager
+def dp_sgd(task: LightningModule, optimizer: torch.optim.Optimizer, dp: DPSGD | None,
+           batch_size: int) -> Iterator[torch.optim.Optimizer]:
+    """The optimizer to step: with ``dp``, opacus' ``DPOptimizer`` over per-sample gradients from a
+    ``GradSampleModule`` hooked on the task for the duration (hooks removed after)."""
+    if dp is None:
+        yield optimizer
+        return
+    from opacus import GradSampleModule
+    from opacus.optimizers import DPOptimizer
+
+    hooked = GradSampleModule(task, batch_first=True, loss_reduction="mean")
+    try:
+        with warnings.catch_warnings():  # the first layer's inputs need no gradient: expected, harmless
+            warnings.filterwarnings("ignore", message="Full backward hook is firing")
+            yield DPOptimizer(optimizer, noise_multiplier=dp.noise_multiplier, max_grad_norm=dp.clip,
+                              expected_batch_size=batch_size, generator=dp.generator)
+    finally:
+        hooked._close()
+
+
 def train(task: LightningModule, start: Tensor, x: Tensor, y: Tensor, *, epochs: int, batch_size: int | None,
           generator: torch.Generator, round_: int = 1, buffers: Tensor | None = None, max_steps: int | None = None,
-          extra_loss: ExtraLoss | None = None) -> LocalOutcome:
-    """Run local training from ``start`` with the task's optimizer and scheduler."""
+          extra_loss: ExtraLoss | None = None, dp: DPSGD | None = None) -> LocalOutcome:
+    """Run local training from ``start`` with the task's optimizer and scheduler (through DP-SGD with ``dp``)."""
     load(task, start, buffers)
     task.train()
     plan = configure(task)
@@ -105,17 +136,18 @@ def train(task: LightningModule, start: Tensor, x: Tensor, y: Tensor, *, epochs:
         for group, lr in zip(plan.optimizer.param_groups, round_rates(task, round_)):
             group["lr"] = lr
     steps, loss_sum, rates, epoch_done = 0, torch.zeros(()), [], 0
-    with collecting_logs(task) as sink:
+    b = len(y) if batch_size is None else min(batch_size, len(y))
+    with collecting_logs(task) as sink, dp_sgd(task, plan.optimizer, dp, b) as optimizer:
         for epoch, idx in batches(len(y), batch_size, epochs, generator):
             if plan.scheduler is not None and plan.interval == "epoch" and epoch > epoch_done:
                 epoch_done = epoch
                 if epoch % plan.frequency == 0:
                     plan.scheduler.step()
             task_loss, total = _loss(task, x, y, idx, steps, extra_loss)
-            plan.optimizer.zero_grad(set_to_none=True)
+            optimizer.zero_grad(set_to_none=True)
             total.backward()
-            rates.append(plan.optimizer.param_groups[0]["lr"])
-            plan.optimizer.step()
+            rates.append(optimizer.param_groups[0]["lr"])
+            optimizer.step()
             steps += 1
             loss_sum += task_loss.detach()
             if plan.scheduler is not None and plan.interval == "step" and steps % plan.frequency == 0:

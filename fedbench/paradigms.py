@@ -40,6 +40,7 @@ from fedbench.backends.ddp import rank_and_world
 from fedbench.build import build_part, build_task
 from fedbench.ddp_hooks import BucketCounter, counting_hook
 from fedbench.errors import ConfigError
+from fedbench.threat_model import check_baseline
 from fedbench.hardware import hardware
 from fedbench.local import evaluate
 from fedbench.loggers import null_logger
@@ -120,6 +121,7 @@ def run_trainer(cfg: DictConfig):  # -> fedbench.run.RunResult
     """Fit ``cfg.model`` on the pooled data with ``lightning.Trainer`` (see the module docstring)."""
     from fedbench.run import RunResult
 
+    check_baseline(cfg)
     out = Path(cfg.output_dir)
     config = OmegaConf.to_container(cfg, resolve=True)
     summary_path = out / "summary.json"

@@ -17,13 +17,19 @@ from typing import Any, Callable, Sequence
 
 from omegaconf import DictConfig
 
+import torch
+
+from fedbench.aggregators import Combine
 from fedbench.algorithms.base import LocalResult, State, Upload
+from fedbench.attacks import poison_results
 from fedbench.build import Experiment
 from fedbench.client import run_client
 from fedbench.comm import RoundComm
 from fedbench.metrics import COLUMNS
 from fedbench.params import weighted_mean
-from fedbench.sampling import sample_clients
+from fedbench.privacy import dp_combine, epsilon
+from fedbench.sampling import clients_per_round, sample_clients
+from fedbench.seeding import numpy_generator
 from fedbench.workload import Workload, assign_work
 
 
@@ -46,14 +52,23 @@ def mean_logged(results: Sequence[LocalResult]) -> dict[str, float]:
     return out
 
 
+def dropped_out(clients: Sequence[int], dropout: float, seed: int, r: int) -> frozenset[int]:
+    """The sampled clients that fail in round ``r`` (each with probability ``dropout``, keyed by
+    (seed, round, client)): they receive the model and never report."""
+    if dropout <= 0:
+        return frozenset()
+    return frozenset(c for c in clients if numpy_generator(seed, r, c, "dropout").random() < dropout)
+
+
 def participants(exp: Experiment, cfg: DictConfig, r: int, client_states: dict[int, State],
                  server_of: Callable[[int], State]) -> tuple[list[int], Workload, list[int], dict[int, State]]:
     """Round ``r``'s sampled clients, their work, those whose work arrives (dropped stragglers miss the
-    deadline: they got the model but their work never arrives), and those clients' states."""
+    deadline and failed clients, ``dropout``, never report: both got the model), and those clients' states."""
     alg = exp.algorithm
     clients = sample_clients(cfg.num_clients, cfg.client_fraction, cfg.seed, r)
     work = assign_work(clients, r, cfg.seed, cfg.local_epochs, cfg.local_epochs_max, cfg.straggler_fraction)
-    active = [c for c in clients if not (alg.drop_stragglers and c in work.stragglers)]
+    failed = dropped_out(clients, exp.threat.dropout, cfg.seed, r)
+    active = [c for c in clients if not (alg.drop_stragglers and c in work.stragglers) and c not in failed]
     states = {c: client_states[c] if c in client_states else alg.init_client(server_of(c)) for c in active}
     return clients, work, active, states
 
@@ -70,10 +85,13 @@ def local_work(exp: Experiment, work: Workload, r: int, clients: Sequence[int], 
                           work.epochs[c], buffers)
 
     results = exp.backend.map(job, list(clients))
+    attack = exp.threat.attack
+    if attack is not None and attack.poison is not None:
+        results = poison_results(attack, exp.threat.byzantine, results, start, r, exp.algorithm.work == "gradient")
     return results, [dict(t) for t in exp.backend.rank_times]
 
 
-CHANNEL_KEYS = ("e:", "h:", "c:")  # a client's error-feedback residuals and compressor state
+CHANNEL_KEYS = ("e:", "h:", "c:", "dp:")  # a client's error-feedback residuals, compressor state, DP-SGD steps
 
 
 def make_uploads(exp: Experiment, server_of: Callable[[int], State], results: Sequence[LocalResult],
@@ -85,6 +103,8 @@ def make_uploads(exp: Experiment, server_of: Callable[[int], State], results: Se
         old = states[res.client]
         upload, state = exp.algorithm.client_upload(server_of(res.client), res, old)
         state = {**{k: v for k, v in old.items() if k.startswith(CHANNEL_KEYS)}, **state}
+        if exp.plan.dp is not None:  # local DP-SGD: the released steps count toward the client's epsilon
+            state["dp:steps"] = old.get("dp:steps", torch.zeros((), dtype=torch.int64)) + res.steps
         if res.buffers is not None and exp.local_buffers:
             state = {**state, "buffers": res.buffers}
         elif res.buffers is not None:
@@ -103,9 +123,23 @@ def compression_columns(raw_up: int, raw_down: int, comm: RoundComm, down: bool 
     return {"raw_bytes_up": raw_up, "raw_bytes_down": raw_down, "compression_ratio": raw / wire if wire else float("nan")}
 
 
-def server_step(exp: Experiment, server: State, uploads: Sequence[Upload], buffers) -> tuple[State, dict[str, Any]]:
-    """The algorithm's server update, and the averaged buffers unless they are kept local."""
-    server, extra = exp.algorithm.server_update(server, uploads)
+def combine_for(exp: Experiment, cfg: DictConfig, r: int, salt: int | str = "server") -> Combine:
+    """Round ``r``'s rule for combining uploads: DP-FedAvg's clipped noisy sum with ``privacy=dp_fedavg``,
+    else the ``aggregator`` (the weighted mean by default)."""
+    privacy = exp.threat.privacy
+    if privacy is not None and privacy.kind == "dp_fedavg":
+        return dp_combine(privacy, clients_per_round(cfg.num_clients, cfg.client_fraction), r, salt)
+    return exp.threat.aggregator.combine
+
+
+def server_step(exp: Experiment, server: State, uploads: Sequence[Upload], buffers,
+                combine: Combine | None = None) -> tuple[State, dict[str, Any]]:
+    """The algorithm's server update (through ``combine`` for algorithms that average their uploads),
+    and the averaged buffers unless they are kept local."""
+    if combine is not None and exp.algorithm.averages_uploads:
+        server, extra = exp.algorithm.server_update(server, uploads, combine)
+    else:
+        server, extra = exp.algorithm.server_update(server, uploads)
     if buffers is not None and not exp.local_buffers:
         server = {**server, "buffers": buffers}
     return server, extra
@@ -120,6 +154,29 @@ def eval_buffers(exp: Experiment, server: State, results: Sequence[LocalResult])
     """Buffers for evaluating ``server``'s model: its own, or with local buffers the round's mean."""
     buffers = mean_buffers(results) if exp.local_buffers else None
     return buffers if buffers is not None else server.get("buffers")
+
+
+def threat_columns(exp: Experiment, cfg: DictConfig, results: Sequence[LocalResult], r: int,
+                   client_states: dict[int, State], aggregations: int = 1) -> dict[str, Any]:
+    """``byzantine`` (attackers among the round's reports) with an attack; ``epsilon`` with privacy:
+    DP-FedAvg's client-level epsilon after ``r * aggregations`` noisy aggregations, or local DP-SGD's
+    largest sample-level epsilon over the clients' released steps."""
+    threat, out = exp.threat, {}
+    if threat.attack is not None:
+        out["byzantine"] = sum(res.client in threat.byzantine for res in results)
+    p = threat.privacy
+    if p is not None and p.kind == "dp_fedavg":
+        q = clients_per_round(cfg.num_clients, cfg.client_fraction) / cfg.num_clients
+        out["epsilon"] = epsilon(p.accountant, p.noise_multiplier, q, r * aggregations, p.delta)
+    elif p is not None:
+        steps = {c: int(s["dp:steps"]) for c, s in client_states.items() if "dp:steps" in s}
+        out["epsilon"] = max((epsilon(p.accountant, p.noise_multiplier, _rate(cfg.batch_size, len(exp.client_data[c][1])),
+                                      k, p.delta) for c, k in steps.items()), default=0.0)
+    return out
+
+
+def _rate(batch_size: int | None, n: int) -> float:
+    return 1.0 if batch_size is None else min(batch_size, n) / n
 
 
 def simulated_compute(exp: Experiment, res: LocalResult) -> float:

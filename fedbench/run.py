@@ -29,6 +29,7 @@ from fedbench.local import evaluate
 from fedbench.metrics import rounds_to_target, summarize, with_cumulative
 from fedbench.params import get_buffers, get_flat
 from fedbench.runlock import run_folder_lock
+from fedbench.threat_model import threat_summary
 from fedbench.validate import validate_knobs
 
 log = logging.getLogger("fedbench")
@@ -146,6 +147,7 @@ def _train(cfg: DictConfig, exp: Experiment, out: Path, config: dict[str, Any], 
     extra = {"algorithm": exp.algorithm.name, "diverged": _diverged(cfg, rows), "stopped_early": stopped,
              "num_train": len(exp.data.y_train), "hardware": hardware(exp.backend.world_size), "dataset": exp.data.name,
              "num_params": state["server"]["params"].numel(), "topology": topology.name, **topology.summary(state),
+             **threat_summary(exp.threat, rows),
              "output_dir": str(out), "config": config}
     summary = summarize(rows, cfg.target_accuracy, extra)
     callbacks.on_run_end(summary)

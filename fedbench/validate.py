@@ -39,6 +39,8 @@ def validate_knobs(cfg: Mapping[str, Any]) -> None:
     require(em is None or (is_int(em) and em >= e), "local_epochs_max", f"null or an integer >= local_epochs ({e})", em)
     sf = cfg["straggler_fraction"]
     require(is_num(sf) and 0 <= sf <= 1, "straggler_fraction", "in [0, 1]", sf)
+    do = cfg.get("dropout", 0.0)
+    require(is_num(do) and 0 <= do < 1, "dropout", "in [0, 1)", do)
     ce = cfg["checkpoint_every"]
     require(is_int(ce) and ce >= 0, "checkpoint_every", "an integer >= 0 (0 = never)", ce)
     t = cfg["target_accuracy"]

@@ -5,18 +5,21 @@ from pathlib import Path
 import pytest
 from hydra.utils import instantiate
 
+from fedbench.aggregators import Aggregator
 from fedbench.algorithms.base import Algorithm
+from fedbench.attacks import Attack
 from fedbench.backends import Backend
 from fedbench.build import task_factory
 from fedbench.data.base import FederatedData
 from fedbench.loggers import Logger
+from fedbench.privacy import Privacy
 from fedbench.server_optimizers import ServerOptimizer
 from fedbench.topology import Topology
 from tests.conftest import CONF
 from tests.fake_vision import write_cifar10, write_mnist
 
 GROUPS = ("algorithm", "dataset", "partitioner", "model", "backend", "logger", "server_optimizer", "task", "paradigm",
-          "topology", "compressor")
+          "topology", "compressor", "aggregator", "attack", "privacy")
 OPTIONS = sorted((p.parent.name, p.stem) for p in CONF.glob("*/*.yaml") if p.parent.name in GROUPS)
 STUDIES = sorted(p.stem for p in CONF.glob("study/*.yaml"))
 GLOBAL_GROUPS = ("arm", "fedavg_arch")  # @package _global_ option groups that studies sweep with "+group=option"
@@ -29,7 +32,8 @@ def test_every_yaml_is_covered():
         {f"hydra/launcher/{n}.yaml" for n in LAUNCHERS} | {"config.yaml", "local.example/slurm.yaml"} | set(GLOBAL_OPTIONS)
     assert {str(p.relative_to(CONF)) for p in CONF.rglob("*.yaml")} == covered
 EXPECTED_TYPE = {"algorithm": Algorithm, "backend": Backend, "dataset": FederatedData, "server_optimizer": ServerOptimizer,
-                 "topology": Topology}
+                 "topology": Topology, "aggregator": Aggregator}
+NONE_OR = {"attack": Attack, "privacy": Privacy}  # groups whose "none" option builds None
 # compressor options are checked through build_channel (their direction / error_feedback keys are the channel's)
 
 
@@ -68,6 +72,8 @@ def test_option_composes_and_instantiates(make_cfg, vision_root, tmp_path, group
         dist.destroy_process_group()
     if group in EXPECTED_TYPE:
         assert isinstance(part, EXPECTED_TYPE[group])
+    elif group in NONE_OR:
+        assert part is None if option == "none" else isinstance(part, NONE_OR[group])
     elif group == "model":
         assert sum(p.numel() for p in part(input_shape=(1, 28, 28), num_classes=10).parameters()) > 0
     elif group == "partitioner":

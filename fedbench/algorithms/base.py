@@ -12,6 +12,7 @@ from typing import Callable, Literal, Sequence
 
 from torch import Tensor
 
+from fedbench.aggregators import Combine, mean_combine
 from fedbench.errors import ConfigError, require
 from fedbench.params import weighted_mean
 from fedbench.server_optimizers import ServerOptimizer, sgd
@@ -60,7 +61,7 @@ class Upload:
 
 
 ClientUpload = Callable[[State, LocalResult, State], "tuple[Upload, State]"]
-ServerUpdate = Callable[[State, Sequence[Upload]], "tuple[State, dict[str, float]]"]
+ServerUpdate = Callable[..., "tuple[State, dict[str, float]]"]  # (server, uploads[, combine]) -> (server, metrics)
 LocalLoss = Callable[[Tensor, State, State], Tensor]
 
 
@@ -82,7 +83,8 @@ class Algorithm:
         name: short name used in logs and reports.
         init: ``params -> server state``.
         client_upload: ``(server, local result, client state) -> (upload, new client state)``.
-        server_update: ``(server, uploads) -> (new server, metrics)``.
+        server_update: ``(server, uploads, combine=mean) -> (new server, metrics)``; ``combine`` is the run's
+            aggregator (:mod:`fedbench.aggregators`), used by algorithms with ``averages_uploads``.
         local_loss: extra local loss term ``(flat params, server, client state) -> scalar`` or None.
         init_client: ``server -> initial client state`` (for never-seen clients).
         broadcast: server-state keys sent to every sampled client (counted as downlink bytes).
@@ -90,6 +92,8 @@ class Algorithm:
         max_local_steps: cap on local steps per round (FedSGD: 1), None for epochs only.
         start_gradient: also compute the full local gradient at the server model (``LocalResult.grad``).
         drop_stragglers: discard stragglers' partial work instead of aggregating it.
+        averages_uploads: the server update is a step on the (weighted) mean of one kind of upload, so a
+            robust aggregator or DP-FedAvg's noisy mean can replace that mean.
         options: the factory's options, for logs.
     """
 
@@ -104,6 +108,7 @@ class Algorithm:
     max_local_steps: int | None = None
     start_gradient: bool = False
     drop_stragglers: bool = False
+    averages_uploads: bool = False
     options: dict = field(default_factory=dict)
 
 
@@ -116,6 +121,12 @@ def mean_upload(uploads: Sequence[Upload], key: str, weighted: bool = True) -> T
     """Mean of the uploads' ``key`` tensors, weighted by sample counts unless ``weighted=False``."""
     weights = [u.weight for u in uploads] if weighted else [1.0] * len(uploads)
     return weighted_mean([u.tensors[key] for u in uploads], weights)
+
+
+def combine_uploads(uploads: Sequence[Upload], key: str, combine: Combine, center: Tensor | None = None) -> Tensor:
+    """The uploads' ``key`` tensors combined by the run's aggregator (weights = sample counts); ``center``
+    is the point they are updates around (the global model for ``weights`` uploads, None for deltas)."""
+    return combine([u.tensors[key] for u in uploads], [u.weight for u in uploads], center)
 
 
 def init_with(opt: ServerOptimizer) -> Callable[[Tensor], State]:

@@ -19,7 +19,8 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from fedbench.algorithms.base import Algorithm, LocalResult, State, Upload, delta, init_with, mean_upload, server_opt
+from fedbench.algorithms.base import (Algorithm, Combine, LocalResult, State, Upload, combine_uploads, delta, init_with,
+                                     mean_combine, server_opt)
 from fedbench.errors import require_choice
 from fedbench.server_optimizers import ServerOptimizer, apply, move_toward
 
@@ -42,9 +43,10 @@ def fedavg(upload: str = "weights", server_lr: float | None = None, drop_straggl
         body = local.params if upload == "weights" else delta(server["params"], local.params)
         return Upload(local.client, {upload: body}, local.num_samples), client
 
-    def server_update(server: State, uploads: Sequence[Upload]) -> tuple[State, dict[str, float]]:
-        avg = mean_upload(uploads, upload)
+    def server_update(server: State, uploads: Sequence[Upload], combine: Combine = mean_combine
+                      ) -> tuple[State, dict[str, float]]:
+        avg = combine_uploads(uploads, upload, combine, server["params"] if upload == "weights" else None)
         return (move_toward(opt, server, avg) if upload == "weights" else apply(opt, server, avg)), {}
 
     return Algorithm(name, init_with(opt), client_upload, server_update, drop_stragglers=drop_stragglers,
-                     options={"upload": upload, "server_optimizer": opt.name, **opt.options})
+                     averages_uploads=True, options={"upload": upload, "server_optimizer": opt.name, **opt.options})

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from fedbench.algorithms.base import Algorithm, LocalResult, State, Upload, mean_upload, params_only
+from fedbench.algorithms.base import (Algorithm, Combine, LocalResult, State, Upload, combine_uploads, mean_combine,
+                                     params_only)
 from fedbench.errors import require, require_choice
 
 
@@ -32,12 +33,14 @@ def fedsgd(upload: str = "gradient", lr: float = 0.1) -> Algorithm:
         body = local.grad if upload == "gradient" else local.params
         return Upload(local.client, {upload: body}, local.num_samples), client
 
-    def server_update(server: State, uploads: Sequence[Upload]) -> tuple[State, dict[str, float]]:
-        avg = mean_upload(uploads, upload)
+    def server_update(server: State, uploads: Sequence[Upload], combine: Combine = mean_combine
+                      ) -> tuple[State, dict[str, float]]:
+        avg = combine_uploads(uploads, upload, combine, server["params"] if upload == "weights" else None)
         params = server["params"] - lr * avg if upload == "gradient" else avg
         return {**server, "params": params}, {}
 
     work = "gradient" if upload == "gradient" else "train"
     return Algorithm(
-        "fedsgd", params_only, client_upload, server_update, work=work, max_local_steps=1, options={"upload": upload}
+        "fedsgd", params_only, client_upload, server_update, work=work, max_local_steps=1, averages_uploads=True,
+        options={"upload": upload}
     )

@@ -17,6 +17,7 @@ round the busiest edge's star time on the ``network`` block, plus the cloud exch
 from __future__ import annotations
 
 import functools
+import logging
 import math
 import time
 from typing import Any
@@ -31,12 +32,13 @@ from fedbench.errors import require
 from fedbench.local import evaluate
 from fedbench.network import network, star_time
 from fedbench.params import nbytes, weighted_mean
-from fedbench.round import (broadcast_keys, compression_columns, eval_buffers, local_work, make_uploads, mean_buffers,
-                            participants, row, server_step)
+from fedbench.round import (broadcast_keys, combine_for, compression_columns, eval_buffers, local_work, make_uploads,
+                            mean_buffers, participants, row, server_step, threat_columns)
 from fedbench.seeding import numpy_generator
 from fedbench.topology import Topology, TopologyState
 
 MODEL_KEYS = ("params", "buffers")
+log = logging.getLogger("fedbench")
 
 
 @functools.lru_cache(maxsize=8)
@@ -94,7 +96,7 @@ def hierarchical(num_edges: int = 2, edge_rounds: int = 2, seed: int = 0, cloud_
                 comm = comm + part
                 busiest = max(busiest, star_time(exp.network, part.bytes_down, part.bytes_up) if part.messages_down else 0.0)
                 if uploads:
-                    edges[e], extra = server_step(exp, edges[e], uploads, mean_buffers(mine))
+                    edges[e], extra = server_step(exp, edges[e], uploads, mean_buffers(mine), combine_for(exp, cfg, t, e))
             agg_s += time.perf_counter() - t_agg
             sim_s += busiest
             all_results += results
@@ -116,6 +118,10 @@ def hierarchical(num_edges: int = 2, edge_rounds: int = 2, seed: int = 0, cloud_
         cloud_sim = star_time(cloud_net, num_edges * model_bytes, num_edges * model_bytes)
         times = {"t0": t0, "aggregate_s": agg_s, "eval_s": time.perf_counter() - t_eval}
         metrics = row(r, all_results, all_ranks, comm, sampled, acc, loss, times, sim_s + cloud_sim, exp)
+        metrics.update(threat_columns(exp, cfg, all_results, r, client_states, edge_rounds))
+        if not all_results:
+            log.warning("round %d: none of the %d sampled clients reported (dropped out or dropped stragglers); the "
+                        "edge models are unchanged", r, sampled)
         if exp.channel is not None:
             metrics.update(compression_columns(raw_up, 0, comm))
         metrics.update(cloud_messages_up=num_edges, cloud_messages_down=num_edges, cloud_bytes_up=num_edges * model_bytes,

@@ -17,8 +17,8 @@ from fedbench.build import Experiment
 from fedbench.comm import count_round, raw_bytes
 from fedbench.local import evaluate
 from fedbench.network import round_comm_time
-from fedbench.round import (broadcast_keys, compression_columns, eval_buffers, local_work, make_uploads, mean_buffers,
-                            participants, row, server_step)
+from fedbench.round import (broadcast_keys, combine_for, compression_columns, eval_buffers, local_work, make_uploads,
+                            mean_buffers, participants, row, server_step, threat_columns)
 from fedbench.topology import Topology, TopologyState
 
 log = logging.getLogger("fedbench")
@@ -43,9 +43,10 @@ def step(exp: Experiment, cfg: DictConfig, state: TopologyState, r: int) -> tupl
     comm = count_round(server, keys, len(clients), uploads, down_each)
     extra: dict[str, Any] = {}
     if uploads:
-        server, extra = server_step(exp, server, uploads, mean_buffers(results))
+        server, extra = server_step(exp, server, uploads, mean_buffers(results), combine_for(exp, cfg, r))
     else:
-        log.warning("round %d: every sampled client was a dropped straggler; the model is unchanged", r)
+        log.warning("round %d: none of the %d sampled clients reported (dropped out or dropped stragglers); the "
+                    "model is unchanged", r, len(clients))
     t_eval = time.perf_counter()
     acc, loss = math.nan, math.nan
     if exp.backend.is_main and (r % cfg.eval_every == 0 or r == cfg.rounds):
@@ -54,6 +55,7 @@ def step(exp: Experiment, cfg: DictConfig, state: TopologyState, r: int) -> tupl
     comm_sim = round_comm_time(exp.network, len(uploads), comm.bytes_down, comm.bytes_up)
     times = {"t0": t0, "aggregate_s": t_eval - t_agg, "eval_s": time.perf_counter() - t_eval}
     out = row(r, results, ranks, comm, len(clients), acc, loss, times, comm_sim, exp)
+    out.update(threat_columns(exp, cfg, results, r, client_states))
     if exp.channel is not None:
         out.update(compression_columns(*raw_bytes(server, keys, len(clients), uploads), comm, exp.channel.down))
     return {"server": server, "client_states": client_states}, {**out, **extra}
