@@ -118,7 +118,8 @@ def none() -> None:
 def sign_flip(fraction: float = 0.2, scale: float = 1.0, seed: int = 0) -> Attack:
     """Byzantine clients send ``-scale`` times their update."""
     require(isinstance(scale, (int, float)) and scale > 0, "attack.scale", "> 0", scale)
-    return Attack("sign_flip", _fraction(fraction), lambda h, own, n, f, g: -scale * own, seed=seed,
+    name = "sign_flip" if scale == 1 else f"sign_flip_x{scale:g}"
+    return Attack(name, _fraction(fraction), lambda h, own, n, f, g: -scale * own, seed=seed,
                   options={"scale": scale})
 
 

@@ -163,3 +163,28 @@ def weak_scaling(table: pd.DataFrame, path: Path) -> Path:
     ax.set_xticks(list(w))
     ax.legend(fontsize="small")
     return _save(fig, path)
+
+
+def robustness_heatmap(table: pd.DataFrame, path: Path) -> Path:
+    """Final accuracy per attack (rows) and aggregator (columns), annotated."""
+    fig, ax = plt.subplots(figsize=(1.3 * len(table.columns) + 2.6, 0.55 * len(table) + 1.8))
+    sns.heatmap(table.astype(float), annot=True, fmt=".2f", vmin=0, vmax=1, cmap="RdYlGn", cbar_kws={"label": "final accuracy"},
+                ax=ax)
+    ax.set(xlabel="aggregator", ylabel="attack", title="Final test accuracy under attack")
+    return _save(fig, path)
+
+
+def accuracy_vs_epsilon(points: pd.DataFrame, path: Path) -> Path:
+    """Final accuracy against the final epsilon, one marker per run; runs without privacy (or without noise,
+    epsilon = inf) are drawn as horizontal reference lines."""
+    fig, ax = plt.subplots(figsize=(8, 4.2))
+    finite = points[points["epsilon"].notna() & np.isfinite(points["epsilon"].astype(float).fillna(np.inf))]
+    if len(finite):
+        sns.scatterplot(data=finite, x="epsilon", y="accuracy", hue="mechanism", style="mechanism", s=60, ax=ax)
+        ax.set_xscale("log")
+    for i, (label, rows) in enumerate(points.drop(finite.index).groupby("label", sort=False)):
+        ax.axhline(rows["accuracy"].mean(), linestyle="--", color=sns.color_palette("Greys", 4)[2 + i % 2],
+                   label=_wrap(f"{label} (epsilon = inf)", 40))
+    ax.set(xlabel="epsilon at delta (log)", ylabel="final test accuracy", title="Privacy-utility trade-off")
+    _legend(ax, "mechanism")
+    return _save(fig, path)

@@ -1,4 +1,5 @@
-"""Optional sections of the systems report: topologies and compression (only when the runs have them)."""
+"""Optional sections of the systems report: topologies, compression, robustness and privacy (only when the
+runs have them)."""
 
 from __future__ import annotations
 
@@ -96,3 +97,56 @@ def compression(runs: Sequence[RunRecord], groups: dict[str, list[RunRecord]], m
             "fp32 over its wire bytes (exact encoding sizes; uncompressed runs count as 1). MB to target: "
             "cumulative bytes at the first round reaching the target accuracy (mean over seeds).", "",
             img("bytes_up", "accuracy vs bytes uploaded"), ""]
+
+
+def _attack(run: RunRecord) -> str:
+    s = run.summary
+    return s["attack"] if s.get("attack") and s.get("attack_fraction", 0) > 0 else "none"
+
+
+def robustness_table(runs: Sequence[RunRecord]) -> pd.DataFrame:
+    """Final accuracy (mean over seeds) per attack (rows) and aggregator (columns), in run order."""
+    frame = pd.DataFrame([{"attack": _attack(r), "aggregator": r.summary.get("aggregator", "mean"),
+                           "acc": r.summary["final_accuracy"]} for r in runs])
+    pivot = frame.pivot_table(index="attack", columns="aggregator", values="acc", aggfunc="mean")
+    return pivot.reindex(index=list(dict.fromkeys(frame["attack"])), columns=list(dict.fromkeys(frame["aggregator"])))
+
+
+def robustness(runs: Sequence[RunRecord], groups: dict[str, list[RunRecord]], metrics: pd.DataFrame, out: Path,
+               figs: dict[str, Path], img: Callable[[str, str], str]) -> list[str]:
+    """Attacks against aggregators: a table and heatmap of final accuracy."""
+    if not any(_attack(r) != "none" or r.summary.get("aggregator", "mean") != "mean" for r in runs):
+        return []
+    pivot = robustness_table(runs)
+    figs["robustness"] = F.robustness_heatmap(pivot, out / "robustness.png")
+    rows = [[attack, *[row[c] for c in pivot.columns]] for attack, row in pivot.iterrows()]
+    fractions = sorted({r.summary.get("attack_fraction") for r in runs if r.summary.get("attack_fraction")})
+    return ["## Robustness", "", A.md_table(["attack \\ aggregator", *pivot.columns], rows), "",
+            f"Final test accuracy (mean over seeds) per attack and aggregator; Byzantine share of the clients: "
+            f"{', '.join(f'{f:g}' for f in fractions) or '-'} (a fixed seeded set per run; "
+            "the `byzantine` column of `metrics.csv` counts how many reported each round).", "",
+            img("robustness", "final accuracy per attack and aggregator"), ""]
+
+
+PRIVACY_HEADER = ["group", "mechanism", "noise multiplier", "clip", "epsilon (final)", "delta", "final acc"]
+
+
+def privacy(runs: Sequence[RunRecord], groups: dict[str, list[RunRecord]], metrics: pd.DataFrame, out: Path,
+            figs: dict[str, Path], img: Callable[[str, str], str]) -> list[str]:
+    """Privacy against accuracy: final epsilon and accuracy per group, and the trade-off figure."""
+    if not any(r.summary.get("privacy") for r in runs):
+        return []
+    rows, points = [], []
+    for label, members in groups.items():
+        s = members[0].summary
+        eps = mean_sd([r.summary.get("epsilon") for r in members])[0] if s.get("privacy") else None
+        acc = mean_sd([r.summary["final_accuracy"] for r in members])[0]
+        rows.append([label, s.get("privacy", "none"), s.get("noise_multiplier"), s.get("clip"),
+                     "inf" if eps == float("inf") else eps, s.get("delta"), acc])
+        points += [{"label": label, "mechanism": s.get("privacy", "none"), "epsilon": r.summary.get("epsilon"),
+                    "accuracy": r.summary["final_accuracy"]} for r in members]
+    figs["privacy"] = F.accuracy_vs_epsilon(pd.DataFrame(points), out / "accuracy_vs_epsilon.png")
+    return ["## Privacy", "", A.md_table(PRIVACY_HEADER, rows), "",
+            "epsilon: after the last round at the given delta, from opacus' accountant (`privacy.accountant`): "
+            "client-level for dp_fedavg, the largest sample-level epsilon of any client for local_dp; "
+            "inf = no noise.", "", img("privacy", "accuracy vs epsilon"), ""]

@@ -83,7 +83,8 @@ def write_report(runs: Sequence[RunRecord], problems: Sequence[RunRecord], out: 
              "analytic totals use P parameters of 4 bytes. The network model adds `comm_sim_s` per round "
              "(latency + size / bandwidth for the configured collective).", "",
              img("accuracy_vs_bytes", "accuracy vs bytes"), "", img("time_breakdown", "time breakdown"), ""]
-    text += S.topologies(runs, groups, metrics, out, figs, img) + S.compression(runs, groups, metrics, out, figs, img)
+    for section in (S.topologies, S.compression, S.robustness, S.privacy):
+        text += section(runs, groups, metrics, out, figs, img)
     extra = A.extra_columns(metrics)
     if extra:
         figs["extra"] = F.extra_metrics(metrics, extra, out / "extra_metrics.png")
