@@ -24,6 +24,7 @@ from fedbench.attacks import flip_labels
 from fedbench.errors import ConfigError, require
 from fedbench.network import Network
 from fedbench.partition.common import label_counts
+from fedbench.schema import check_node
 from fedbench.seeding import derive_seed
 from fedbench.threat_model import ThreatModel, build_threat_model
 from fedbench.validate import validate_sizes
@@ -51,7 +52,9 @@ class Experiment:
 
 
 def build_part(node: DictConfig, **kwargs: Any) -> Any:
-    """``hydra.utils.instantiate`` that surfaces a part's ConfigError unwrapped."""
+    """``hydra.utils.instantiate`` after the node's keys and value types are checked against its factory's
+    signature (:mod:`fedbench.schema`); surfaces a part's ConfigError unwrapped."""
+    check_node(node)
     try:
         return instantiate(node, **kwargs)
     except InstantiationException as err:

@@ -69,3 +69,23 @@ def test_flower_style_bias_correction_uses_exponent_t_plus_one():
     m, v = 0.1 * 0.5, 0.01 * 0.25
     rate = 0.1 * math.sqrt(1 - 0.99**2) / (1 - 0.9**2)
     assert close(server["params"], t(rate * m / (math.sqrt(v) + 1e-9)), tol=1e-6)
+
+
+def test_mcmahan_table_takes_the_best_lr_by_mean_over_seeds_with_the_range():
+    from pathlib import Path
+
+    from fedbench.report.analysis import mcmahan_rows
+    from fedbench.report.runs import RunRecord
+
+    def rec(lr, seed, rounds):
+        cfg = {"num_clients": 100, "client_fraction": 0.1, "local_epochs": 1, "batch_size": 10, "lr": lr, "seed": seed,
+               "model": {"_target_": "fedbench.tasks.models.mlp"}, "dataset": {"normalize": False},
+               "partitioner": {"_target_": "fedbench.partition.shards.shards", "layout": "sorted"}}
+        return RunRecord(Path(f"r{lr}{seed}"), {"dataset": "mnist", "config": cfg, "target_accuracy": 0.97,
+                                                 "rounds_to_target": rounds})
+
+    # lr 0.1: mean 300 (one seed lucky at 200); lr 0.2: mean 250; lr 0.4: one seed never reached it
+    runs = [rec(0.1, 0, 200), rec(0.1, 1, 400), rec(0.1, 2, 300), rec(0.2, 0, 240), rec(0.2, 1, 260),
+            rec(0.2, 2, 250), rec(0.4, 0, 100), rec(0.4, 1, None)]
+    [row] = mcmahan_rows(runs)
+    assert row == ["2NN", 1, 10, "non-IID (2 shards, sorted)", "[0, 1]", "97%", "250 (240-260, 3 seeds)", 0.2, 664]

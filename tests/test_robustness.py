@@ -84,3 +84,16 @@ def test_bad_robustness_settings_are_refused_before_any_work(make_cfg, overrides
     cfg = make_cfg(*overrides)
     with pytest.raises(ConfigError, match=re.escape(message)):
         run(cfg)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("args", [
+    ["attack=alie", "aggregator=trimmed_mean", "dropout=0.3", "num_clients=10", "client_fraction=0.6"],
+    ["privacy=dp_fedavg", "privacy.noise_multiplier=0.5", "attack=gaussian", "num_clients=10", "client_fraction=0.5"],
+    ["privacy=local_dp", "attack=label_flip", "num_clients=6", "client_fraction=0.5", "local_epochs=1"],
+], ids=["alie-trimmed-dropout", "dp_fedavg-gaussian", "local_dp-label_flip"])
+def test_threat_models_agree_across_backends_and_resume_bit_identically(tmp_path, args):
+    from tests.test_ddp import assert_ddp_and_resume_agree
+
+    whole, resumed = assert_ddp_and_resume_agree([*args, "local_epochs=1"], 3, 1, tmp_path)
+    assert [r.get("epsilon") for r in whole.rows] == [r.get("epsilon") for r in resumed.rows]
