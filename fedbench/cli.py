@@ -19,6 +19,7 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
+from fedbench.config import check_added_keys
 from fedbench.errors import ConfigError
 
 log = logging.getLogger("fedbench")
@@ -39,6 +40,16 @@ def _in_multirun() -> bool:
         return False
 
 
+def _command_overrides() -> list[str]:
+    """The job's command-line overrides (empty outside Hydra)."""
+    try:
+        from hydra.core.hydra_config import HydraConfig
+
+        return list(HydraConfig.get().overrides.task)
+    except ValueError:
+        return []
+
+
 def record_failure(output_dir: str | Path, err: BaseException) -> Path:
     """Write ``<output_dir>/failure.json``: what went wrong in this job."""
     out = Path(output_dir)
@@ -56,6 +67,7 @@ def guarded(cfg: DictConfig) -> float | None:
 
     multirun = _in_multirun()
     try:
+        check_added_keys(_command_overrides())
         summary = run(cfg).summary
         if summary.get("diverged"):
             raise Diverged(f"the run diverged after {summary['rounds_completed']} round(s) (training loss non-finite "

@@ -17,7 +17,7 @@ from hydra import initialize_config_dir
 from hydra.errors import MissingConfigException
 from omegaconf import DictConfig, OmegaConf
 
-from fedbench.errors import require_choice
+from fedbench.errors import ConfigError, require_choice
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 
@@ -45,8 +45,24 @@ def group_option_errors() -> Iterator[None]:
         raise
 
 
+def check_added_keys(overrides: Sequence[str]) -> None:
+    """``+key=value`` appends: refuse a new top-level key that is not a config group (``+lrr=0.5``, a typo
+    of ``lr``, would otherwise be accepted and ignored). Keys inside a part (``+model.x``) are checked
+    against the part's factory (:mod:`fedbench.schema`); ``++key=value`` adds a key on purpose."""
+    groups = {p.name for p in CONF.iterdir() if p.is_dir()}
+    for override in overrides:
+        if not override.startswith("+") or override.startswith("++"):
+            continue
+        key = override[1:].split("=", 1)[0].split("@", 1)[0].lstrip("/")
+        if "." not in key and "/" not in key and key not in groups:
+            knobs = [k for k in OmegaConf.load(CONF / "config.yaml") if k not in ("defaults", "hydra")]
+            raise ConfigError(f"{override}: '{key}' is not a fedbench setting or config group (a typo?); settings: "
+                              f"{knobs}; groups: {sorted(groups)} (use ++{key}=... to add a key on purpose)")
+
+
 def compose(overrides: Sequence[str], output_dir: str | Path | None = None) -> DictConfig:
     """The composed config for ``overrides`` (``output_dir`` set when given); no Hydra run needed."""
+    check_added_keys(overrides)
     extra = [f"output_dir={output_dir}"] if output_dir is not None else []
     with group_option_errors(), initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         return hydra_compose("config", overrides=[*overrides, *extra])

@@ -55,6 +55,13 @@ def _worker(rank: int, world: int, port: int, threads: int | None, fn: Callable,
 
 def spawn(workers: int, threads: int | None, fn: Callable, *args: Any) -> None:
     """Run ``fn(*args)`` in ``workers`` forked processes forming one process group; re-raise a
-    worker's error here."""
-    mp.start_processes(_worker, args=(workers, free_port(), threads, fn, args), nprocs=workers,
-                       start_method="fork", join=True)
+    worker's error here (a worker's ConfigError as the same clean ConfigError, not a traceback)."""
+    try:
+        mp.start_processes(_worker, args=(workers, free_port(), threads, fn, args), nprocs=workers,
+                           start_method="fork", join=True)
+    except mp.ProcessRaisedException as err:
+        last = [line for line in str(err).splitlines() if line.strip()][-1]
+        prefix = f"{ConfigError.__module__}.{ConfigError.__name__}: "
+        if last.startswith(prefix):
+            raise ConfigError(last[len(prefix):]) from None
+        raise

@@ -21,7 +21,7 @@ def is_num(v: Any) -> bool:
 
 def validate_knobs(cfg: Mapping[str, Any]) -> None:
     """Raise ConfigError naming the first bad field and its allowed range."""
-    require(is_int(cfg["seed"]), "seed", "an integer", cfg["seed"])
+    require(is_int(cfg["seed"]) and cfg["seed"] >= 0, "seed", "an integer >= 0", cfg["seed"])
     require(is_int(cfg["rounds"]) and cfg["rounds"] >= 1, "rounds", "an integer >= 1", cfg["rounds"])
     require(is_int(cfg["num_clients"]) and cfg["num_clients"] >= 1, "num_clients", "an integer >= 1", cfg["num_clients"])
     c = cfg["client_fraction"]

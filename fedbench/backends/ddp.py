@@ -20,7 +20,7 @@ import torch
 import torch.distributed as dist
 
 from fedbench.backends import Backend
-from fedbench.errors import require_choice
+from fedbench.errors import require, require_choice
 
 _ENV = (("RANK", "WORLD_SIZE"), ("SLURM_PROCID", "SLURM_NTASKS"), ("OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE"))
 
@@ -56,6 +56,8 @@ def ddp(backend: str = "auto", workers: int | None = None, threads: int | None =
         threads: torch intra-op threads per rank (null = torch's default); 1 for scaling studies.
     """
     require_choice(backend, "backend.backend", ("auto", "gloo", "nccl"))
+    require(backend != "nccl" or torch.cuda.is_available(), "backend.backend",
+            "auto or gloo on a machine without a CUDA GPU (NCCL needs GPUs)", backend)
     created = _init(backend)
     rank, world = dist.get_rank(), dist.get_world_size()
     times: list = []

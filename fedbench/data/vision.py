@@ -59,6 +59,12 @@ def _load(name: str, make: Callable, root: str | None, download: bool, normalize
             f"dataset.root {str(path)!r} does not hold {name} ({_FOLDERS[name]}/ missing or incomplete); "
             f"set dataset.root to the right folder or dataset.download=true. torchvision said: {err}"
         ) from err
+    except (AssertionError, ValueError, EOFError, OSError) as err:  # files present but not in the dataset's format
+        raise ConfigError(
+            f"dataset.root {str(path)!r}: the {name} files under {_FOLDERS[name]}/ cannot be read ({type(err).__name__}: "
+            f"{str(err) or 'unexpected file contents'}); replace them with the original files or delete them and set "
+            f"dataset.download=true"
+        ) from err
     return FederatedData(
         name,
         _to_tensor(train.data, name, normalize),

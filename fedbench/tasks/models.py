@@ -10,6 +10,15 @@ from typing import Sequence
 
 from torch import nn
 
+from fedbench.errors import ConfigError, require
+
+
+def _image_input(name: str, input_shape: Sequence[int], min_side: int) -> None:
+    """Convolutional models need (channels, height, width) inputs of at least ``min_side`` pixels."""
+    if len(input_shape) != 3 or min(input_shape[1:]) < min_side:
+        raise ConfigError(f"model: {name} needs image inputs (channels, height, width) of at least {min_side}x{min_side} "
+                          f"pixels; this dataset's inputs have shape {tuple(input_shape)} (use model=mlp or logreg)")
+
 
 def logreg(input_shape: Sequence[int], num_classes: int) -> nn.Module:
     """Multinomial logistic regression (softmax regression), as in FedProx's Synthetic experiments."""
@@ -20,6 +29,8 @@ def mlp(input_shape: Sequence[int], num_classes: int, hidden: Sequence[int] = (2
         batch_norm: bool = False) -> nn.Module:
     """McMahan et al. (2017)'s "2NN": fully connected, two hidden layers of 200 ReLU units by default.
     ``batch_norm`` puts a BatchNorm1d (Ioffe & Szegedy 2015) before each ReLU: a model with buffers."""
+    require(all(isinstance(h, int) and not isinstance(h, bool) and h >= 1 for h in hidden), "model.hidden",
+            "a list of layer widths, each an integer >= 1 ([] for none)", list(hidden))
     layers: list[nn.Module] = [nn.Flatten()]
     width = math.prod(input_shape)
     for h in hidden:
@@ -47,6 +58,8 @@ def _flat_size(stack: nn.Module, input_shape: Sequence[int]) -> int:
 def cnn(input_shape: Sequence[int], num_classes: int, fc: int = 512) -> nn.Module:
     """McMahan et al. (2017)'s MNIST CNN: 5x5 conv 32 and 64 ('same' padding), each with 2x2 max-pool,
     a fully connected layer of 512 ReLU units and a softmax output (1,663,370 parameters on MNIST)."""
+    _image_input("cnn", input_shape, 4)
+    require(isinstance(fc, int) and fc >= 1, "model.fc", "an integer >= 1", fc)
     features = nn.Sequential(*_conv_stack(input_shape[0], (32, 64), kernel=5, padding=2), nn.Flatten())
     size = _flat_size(features, input_shape)
     return nn.Sequential(features, nn.Linear(size, fc), nn.ReLU(), nn.Linear(fc, num_classes))
@@ -55,6 +68,7 @@ def cnn(input_shape: Sequence[int], num_classes: int, fc: int = 512) -> nn.Modul
 def cifar_cnn(input_shape: Sequence[int], num_classes: int) -> nn.Module:
     """A small CIFAR CNN (two 5x5 conv layers of 64 with max-pool, FC 384 and 192), after the
     TensorFlow CIFAR-10 tutorial model McMahan et al. (2017) used for their CIFAR experiments."""
+    _image_input("cifar_cnn", input_shape, 4)
     features = nn.Sequential(*_conv_stack(input_shape[0], (64, 64), kernel=5, padding=2), nn.Flatten())
     size = _flat_size(features, input_shape)
     return nn.Sequential(
