@@ -35,18 +35,18 @@ from lightning.pytorch.strategies import DDPStrategy
 from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import DataLoader, TensorDataset
 
-from fedbench import checkpoint
+from fedbench import checkpoint, records
 from fedbench.backends.ddp import rank_and_world
 from fedbench.build import build_part, build_task
 from fedbench.ddp_hooks import BucketCounter, counting_hook
 from fedbench.errors import ConfigError
-from fedbench.threat_model import check_baseline
 from fedbench.hardware import hardware
 from fedbench.local import evaluate
 from fedbench.loggers import null_logger
 from fedbench.metrics import diverged, summarize, with_cumulative
 from fedbench.params import get_flat
 from fedbench.seeding import derive_seed, torch_generator
+from fedbench.threat_model import check_baseline
 
 log = logging.getLogger("fedbench")
 # evaluation is fedbench's own (rank 0, whole test set): Lightning's logged metrics are not reduced
@@ -155,6 +155,7 @@ def run_trainer(cfg: DictConfig):  # -> fedbench.run.RunResult
     main = rank == 0
     if main:
         out.mkdir(parents=True, exist_ok=True)
+        records.write_once(out, cfg)
     logger = build_part(cfg.logger)(str(out), config, []) if main else null_logger()  # loggers only: epochs, not rounds
     recorder = EpochRecorder(cfg, data, counter, hook, world, logger)
     if world > 1:

@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from fedbench import checkpoint, launch, metrics
+from fedbench import checkpoint, launch, metrics, records
 from fedbench.algorithms.base import State
 from fedbench.backends.ddp import rank_and_world
 from fedbench.build import Experiment, build, build_part, save_partition
@@ -80,6 +80,8 @@ def train_federated(cfg: DictConfig) -> RunResult:
         return RunResult(out, restored["rows"], json.loads((out / "summary.json").read_text()),
                          restored["server"], restored["client_states"])
     exp = build(cfg)
+    if exp.backend.is_main:
+        records.write_once(out, cfg)  # accepted: the config is valid and the folder is this run's
     try:
         return _train(cfg, exp, out, config, restored)
     finally:

@@ -113,3 +113,24 @@ def test_starting_over_drops_the_old_summary_so_a_killed_restart_is_not_skipped(
     with pytest.raises(KeyboardInterrupt):
         run(compose_config(["rounds=2", "resume=none"], tmp_path / "run"))
     assert not (tmp_path / "run" / "summary.json").exists()  # no "already finished" on the next plain rerun
+
+
+@pytest.mark.slow
+def test_a_refused_command_leaves_the_runs_hydra_record_untouched(tmp_path):
+    """Case 5: .hydra/ is written once the run is accepted; a refused command (another config into the
+    folder, a bad value) rewrites nothing."""
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    def cli(*args):
+        return subprocess.run([sys.executable, "-m", "fedbench", *args, f"hydra.run.dir={tmp_path}"], cwd=ROOT,
+                              capture_output=True, text=True, timeout=300)
+
+    assert cli("rounds=2").returncode == 0
+    record = {p.name: p.read_text() for p in (tmp_path / ".hydra").iterdir()}
+    assert set(record) == {"config.yaml", "hydra.yaml", "overrides.yaml"} and "rounds=2" in record["overrides.yaml"]
+    for bad in (["rounds=2", "lr=0.5"], ["rounds=2", "partitioner=dirichlet", "partitioner.alpha=abc"], ["+lrr=1"]):
+        assert cli(*bad).returncode == 2
+        assert {p.name: p.read_text() for p in (tmp_path / ".hydra").iterdir()} == record

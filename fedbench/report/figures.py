@@ -171,6 +171,7 @@ def robustness_heatmap(table: pd.DataFrame, path: Path) -> Path:
     sns.heatmap(table.astype(float), annot=True, fmt=".2f", vmin=0, vmax=1, cmap="RdYlGn", cbar_kws={"label": "final accuracy"},
                 ax=ax)
     ax.set(xlabel="aggregator", ylabel="attack", title="Final test accuracy under attack")
+    ax.tick_params(axis="x", labelrotation=25)
     return _save(fig, path)
 
 

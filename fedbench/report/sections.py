@@ -104,12 +104,22 @@ def _attack(run: RunRecord) -> str:
     return s["attack"] if s.get("attack") and s.get("attack_fraction", 0) > 0 else "none"
 
 
+ATTACK_ORDER = ("none", "sign_flip", "sign_flip_x4", "gaussian", "scaling", "label_flip", "alie", "ipm")
+AGGREGATOR_ORDER = ("mean", "median", "trimmed_mean", "krum", "multi_krum", "geometric_median", "centered_clipping")
+
+
+def _ordered(values: Sequence[str], order: Sequence[str]) -> list[str]:
+    """Known names in the README's order, then the others alphabetically."""
+    return sorted(set(values), key=lambda v: (order.index(v) if v in order else len(order), v))
+
+
 def robustness_table(runs: Sequence[RunRecord]) -> pd.DataFrame:
-    """Final accuracy (mean over seeds) per attack (rows) and aggregator (columns), in run order."""
+    """Final accuracy (mean over seeds) per attack (rows) and aggregator (columns)."""
     frame = pd.DataFrame([{"attack": _attack(r), "aggregator": r.summary.get("aggregator", "mean"),
                            "acc": r.summary["final_accuracy"]} for r in runs])
     pivot = frame.pivot_table(index="attack", columns="aggregator", values="acc", aggfunc="mean")
-    return pivot.reindex(index=list(dict.fromkeys(frame["attack"])), columns=list(dict.fromkeys(frame["aggregator"])))
+    return pivot.reindex(index=_ordered(frame["attack"], ATTACK_ORDER),
+                         columns=_ordered(frame["aggregator"], AGGREGATOR_ORDER))
 
 
 def robustness(runs: Sequence[RunRecord], groups: dict[str, list[RunRecord]], metrics: pd.DataFrame, out: Path,
