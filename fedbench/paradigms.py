@@ -35,7 +35,7 @@ from lightning.pytorch.strategies import DDPStrategy
 from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import DataLoader, TensorDataset
 
-from fedbench import checkpoint, records
+from fedbench import checkpoint, records, status
 from fedbench.backends.ddp import rank_and_world
 from fedbench.build import build_part, build_task
 from fedbench.ddp_hooks import BucketCounter, counting_hook
@@ -133,7 +133,7 @@ def run_trainer(cfg: DictConfig):  # -> fedbench.run.RunResult
             diff = checkpoint.differing_keys(done.get("config", {}), checkpoint.comparable(config))
             raise ConfigError(f"output_dir {out} holds another run (its summary.json differs in: {', '.join(diff)}); "
                               "use a new output directory")
-        if done.get("rounds_completed") == cfg.rounds:
+        if done.get("rounds_completed") == cfg.rounds and status.is_done(out):
             log.info("%s already finished; skipping", out)
             return RunResult(out, [], done, {}, {})
     rank, world = rank_and_world()
@@ -156,6 +156,7 @@ def run_trainer(cfg: DictConfig):  # -> fedbench.run.RunResult
     if main:
         out.mkdir(parents=True, exist_ok=True)
         records.write_once(out, cfg)
+        status.write(out, "running")
     logger = build_part(cfg.logger)(str(out), config, []) if main else null_logger()  # loggers only: epochs, not rounds
     recorder = EpochRecorder(cfg, data, counter, hook, world, logger)
     if world > 1:
@@ -170,12 +171,19 @@ def run_trainer(cfg: DictConfig):  # -> fedbench.run.RunResult
                         strategy=strategy, max_epochs=cfg.rounds, logger=False, enable_checkpointing=False,
                         enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0,
                         num_sanity_val_steps=0, callbacks=[recorder])
-    trainer.fit(task, train_dataloaders=loader)
-    extra = {"algorithm": cfg.paradigm, "diverged": bool(recorder.rows) and diverged(recorder.rows[-1], cfg.diverge_loss),
+    try:
+        trainer.fit(task, train_dataloaders=loader)
+    except BaseException as err:
+        if main:
+            status.write(out, "failed", error=f"{type(err).__name__}: {err}")
+        raise
+    is_diverged = bool(recorder.rows) and diverged(recorder.rows[-1], cfg.diverge_loss)
+    extra = {"algorithm": cfg.paradigm, "status": "diverged" if is_diverged else "finished", "diverged": is_diverged,
              "dataset": data.name, "num_train": len(data.y_train), "hardware": hardware(world),
              "num_params": num_params, "output_dir": str(out), "config": config}
     summary = summarize(recorder.rows, cfg.target_accuracy, extra)
     logger.on_run_end(summary)
     if main:
+        status.write(out, summary["status"], rounds=len(recorder.rows))
         log.info("done: final accuracy %s, best %s", summary["final_accuracy"], summary["best_accuracy"])
     return RunResult(out, recorder.rows, summary, {"params": get_flat(task)}, {})

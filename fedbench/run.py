@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from fedbench import checkpoint, launch, metrics, records
+from fedbench import checkpoint, launch, metrics, records, status
 from fedbench.algorithms.base import State
 from fedbench.backends.ddp import rank_and_world
 from fedbench.build import Experiment, build, build_part, save_partition
@@ -74,18 +74,27 @@ def train_federated(cfg: DictConfig) -> RunResult:
     out = Path(cfg.output_dir)
     config = OmegaConf.to_container(cfg, resolve=True)
     restored = checkpoint.resume_point(cfg.resume, out, config)
-    if restored and _finished(cfg, restored["rows"]) and (out / "summary.json").exists():
+    if restored and _finished(cfg, restored["rows"]) and (out / "summary.json").exists() and status.is_done(out):
         # checked before build(): a rerun grid's finished jobs load no data and build no model
         log.info("%s already finished %d rounds; skipping (resume=none starts over)", out, restored["round"])
         return RunResult(out, restored["rows"], json.loads((out / "summary.json").read_text()),
                          restored["server"], restored["client_states"])
     exp = build(cfg)
-    if exp.backend.is_main:
+    main = exp.backend.is_main
+    if main:
         records.write_once(out, cfg)  # accepted: the config is valid and the folder is this run's
+        status.write(out, "running", resumed_after=len(restored["rows"]) if restored else 0)
     try:
-        return _train(cfg, exp, out, config, restored)
+        result = _train(cfg, exp, out, config, restored)
+    except BaseException as err:
+        if main:
+            status.write(out, "failed", error=f"{type(err).__name__}: {err}")
+        raise
     finally:
-        exp.backend.close()  # e.g. tear down the process group: the next job of a multirun starts clean
+        exp.backend.close()
+    if main:
+        status.write(out, result.summary["status"], rounds=len(result.rows))
+    return result  # e.g. tear down the process group: the next job of a multirun starts clean
 
 
 def run_callbacks(cfg: DictConfig, out: Path, config: dict[str, Any], rows: list[dict[str, Any]]) -> Callback:
@@ -146,7 +155,8 @@ def _train(cfg: DictConfig, exp: Experiment, out: Path, config: dict[str, Any], 
             break
         if stopped:
             break
-    extra = {"algorithm": exp.algorithm.name, "diverged": _diverged(cfg, rows), "stopped_early": stopped,
+    extra = {"algorithm": exp.algorithm.name, "status": "diverged" if _diverged(cfg, rows) else "finished",
+             "diverged": _diverged(cfg, rows), "stopped_early": stopped,
              "num_train": len(exp.data.y_train), "hardware": hardware(exp.backend.world_size), "dataset": exp.data.name,
              "num_params": state["server"]["params"].numel(), "topology": topology.name, **topology.summary(state),
              **threat_summary(exp.threat, rows),

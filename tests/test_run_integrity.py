@@ -5,6 +5,8 @@ import csv
 import json
 import os
 
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -134,3 +136,39 @@ def test_a_refused_command_leaves_the_runs_hydra_record_untouched(tmp_path):
     for bad in (["rounds=2", "lr=0.5"], ["rounds=2", "partitioner=dirichlet", "partitioner.alpha=abc"], ["+lrr=1"]):
         assert cli(*bad).returncode == 2
         assert {p.name: p.read_text() for p in (tmp_path / ".hydra").iterdir()} == record
+
+
+def test_status_file_says_running_then_the_outcome(make_cfg, tmp_path):
+    """The run's status is explicit: finished, diverged, or failed with the error; a folder whose status
+    is not done is resumed, not skipped."""
+    from fedbench import status
+
+    cfg = make_cfg("rounds=2", "local_epochs=1")
+    result = run(cfg)
+    out = Path(cfg.output_dir)
+    assert status.read(out)["status"] == "finished" == result.summary["status"]
+    status.write(out, "running")  # as a kill right after the summary was written would leave it
+    again = run(cfg)  # not skipped: the run continues from its checkpoint (nothing left to train) and ends finished
+    assert status.read(out)["status"] == "finished" and again.rows == result.rows
+
+    bad = make_cfg("rounds=3", "lr=1000", "local_epochs=1")
+    assert run(bad).summary["status"] == "diverged" == status.read(Path(bad.output_dir))["status"]
+
+
+def test_a_failing_run_records_failed_with_its_error(make_cfg):
+    from fedbench import status
+
+    cfg = make_cfg("rounds=2", "local_epochs=1", "+callbacks.boom={_target_: tests.test_run_integrity.exploding, _partial_: true}")
+    with pytest.raises(RuntimeError, match="boom at round 1"):
+        run(cfg)
+    record = status.read(Path(cfg.output_dir))
+    assert record["status"] == "failed" and "boom at round 1" in record["error"]
+
+
+def exploding(output_dir, config, history):
+    from fedbench.callbacks import Callback
+
+    def end(row, server, clients):
+        raise RuntimeError(f"boom at round {row['round']}")
+
+    return Callback(on_round_end=end)
