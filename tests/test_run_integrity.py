@@ -4,7 +4,6 @@ reports that skip unreadable runs."""
 import csv
 import json
 import os
-
 from pathlib import Path
 
 import pytest
