@@ -21,6 +21,8 @@ def mean_sd(values: Sequence[float | None]) -> tuple[float | None, float | None]
     nums = [float(v) for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))]
     if not nums:
         return None, None
+    if any(math.isinf(v) for v in nums):  # e.g. epsilon without noise: no spread to speak of
+        return statistics.fmean(nums), None
     return statistics.fmean(nums), (statistics.stdev(nums) if len(nums) > 1 else 0.0)
 
 

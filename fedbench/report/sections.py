@@ -152,9 +152,11 @@ def privacy(runs: Sequence[RunRecord], groups: dict[str, list[RunRecord]], metri
         eps = mean_sd([r.summary.get("epsilon") for r in members])[0] if s.get("privacy") else None
         acc = mean_sd([r.summary["final_accuracy"] for r in members])[0]
         rows.append([label, s.get("privacy", "none"), s.get("noise_multiplier"), s.get("clip"),
-                     "inf" if eps == float("inf") else eps, s.get("delta"), acc])
+                     "inf" if eps == float("inf") else eps, f"{s['delta']:g}" if s.get("delta") else None, acc])
         points += [{"label": label, "mechanism": s.get("privacy", "none"), "epsilon": r.summary.get("epsilon"),
                     "accuracy": r.summary["final_accuracy"]} for r in members]
+    mechanisms = ("none", "dp_fedavg", "local_dp")
+    rows.sort(key=lambda row: (mechanisms.index(row[1]) if row[1] in mechanisms else 3, row[2] or 0))
     figs["privacy"] = F.accuracy_vs_epsilon(pd.DataFrame(points), out / "accuracy_vs_epsilon.png")
     return ["## Privacy", "", A.md_table(PRIVACY_HEADER, rows), "",
             "epsilon: after the last round at the given delta, from opacus' accountant (`privacy.accountant`): "
