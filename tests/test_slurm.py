@@ -100,3 +100,96 @@ def test_scaling_studies_run_on_slurm(slurm_cluster, tmp_path):
     assert report([str(tmp_path / "strong_scaling"), "--out", str(tmp_path / "r")]) == 0
     text = (tmp_path / "r" / "systems_report.md").read_text()
     assert "measured speed-up" in text and (tmp_path / "r" / "strong_scaling.png").exists()
+
+
+def _rows(path):
+    import csv
+
+    try:
+        with open(path, newline="") as f:
+            return list(csv.DictReader(f))
+    except FileNotFoundError:
+        return []
+
+
+def _submit_pids():
+    out = subprocess.run(["pgrep", "-f", "submitit.core._submit"], capture_output=True, text=True).stdout
+    return [int(p) for p in out.split()]
+
+
+def _environ(pid):
+    try:
+        return open(f"/proc/{pid}/environ", "rb").read()
+    except OSError:  # gone in the meantime
+        return b""
+
+
+def _job_dirs(sweep):
+    folder = sweep / ".submitit"
+    return sorted(d for d in folder.iterdir() if re.fullmatch(r"\d+_\d+", d.name)) if folder.is_dir() else []
+
+
+@pytest.mark.slurm
+@pytest.mark.slow
+def test_requeued_and_killed_array_tasks_continue_from_their_checkpoints(slurm_cluster, tmp_path):
+    """Case 10 of the run-integrity issue: a running array task requeued by SLURM (`scontrol requeue`, as on
+    preemption) and one whose process is SIGKILLed mid-round and then requeued (as after a node failure)
+    each continue from their last checkpoint when SLURM restarts them; the final records equal an
+    uninterrupted run's."""
+    import signal
+
+    from fedbench.run import run as run_inprocess
+    from tests.conftest import compose_config
+
+    # 80 rounds (about a minute): after the requeue's SIGTERM (which submitit bypasses) more rounds remain
+    # than SLURM's KillWait (30 s) lets run before its SIGKILL, so the task is really cut mid-run
+    args = ["rounds=80", "local_epochs=1", "checkpoint_every=1"]
+    sweep = tmp_path / "sweep"
+    env = {**os.environ, "HYDRA_FULL_ERROR": "0"}
+    parent = subprocess.Popen([sys.executable, "-m", "fedbench", "-m", "seed=0,1", *args, "hydra/launcher=submitit_slurm",
+                               "hydra.launcher.cpus_per_task=1", "hydra.launcher.mem_gb=2",
+                               "hydra.launcher.timeout_min=20", f"hydra.sweep.dir={sweep}"],
+                              cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 300
+        folders = {}
+        while time.monotonic() < deadline:  # both tasks running, a few rounds done
+            folders = {d.name: d for d in sweep.glob("*seed=*") if d.is_dir()} if sweep.is_dir() else {}
+            if len(folders) == 2 and all(len(_rows(d / "metrics.csv")) >= 4 for d in folders.values()):
+                break
+            time.sleep(0.5)
+        assert len(folders) == 2, f"tasks did not start: {parent.stderr.read() if parent.poll() is not None else ''}"
+        jobs = _job_dirs(sweep)
+        assert len(jobs) == 2
+        array = jobs[0].name.split("_")[0]
+        task1 = [pid for pid in _submit_pids() if b"SLURM_ARRAY_TASK_ID=1" in _environ(pid)]
+        assert task1, "task 1's process not found"
+        # task 0: requeued while running (SIGTERM, then SIGKILL after KillWait; pending again; restarted)
+        subprocess.run(["scontrol", "requeue", f"{array}_0"], check=True, capture_output=True)
+        # task 1: its fedbench process killed mid-round, then requeued as after a node failure
+        seed1 = next(d for name, d in folders.items() if name.endswith("seed=1"))
+        before = len(_rows(seed1 / "metrics.csv"))
+        for pid in task1:
+            os.kill(pid, signal.SIGKILL)
+        subprocess.run(["scontrol", "requeue", f"{array}_1"], capture_output=True)
+        out, err = parent.communicate(timeout=600)
+    finally:
+        if parent.poll() is None:
+            parent.kill()
+    assert parent.returncode == 0, err[-4000:]
+    assert before < 80
+    for name, folder in folders.items():
+        seed = name.rsplit("=", 1)[1]
+        reference = run_inprocess(compose_config([*args, f"seed={seed}"], tmp_path / f"ref{seed}"))
+        rows = _rows(folder / "metrics.csv")
+        assert [r["round"] for r in rows] == [str(i) for i in range(1, 81)]  # each round once, in order
+        for key in ("test_accuracy", "train_loss", "bytes_up"):
+            assert [float(r[key]) for r in rows] == pytest.approx([r[key] for r in reference.rows], rel=1e-12), key
+        assert json.loads((folder / "status.json").read_text())["status"] == "finished"
+        task = name.split("_", 1)[0]  # the sweep's job number = the array task id
+        logs = " ".join(f.read_text(errors="replace") for f in [*folder.glob("*.log"), *sweep.glob(f".submitit/*_{task}/*")]
+                        if f.is_file() and f.suffix in (".log", ".out", ".err"))
+        assert "(resuming after round" in logs, f"{name} did not resume from a checkpoint"
+    # SLURM really restarted them: the accounting database knows more than one attempt of each task
+    sacct = subprocess.run(["sacct", "-n", "-D", "-j", array, "-o", "JobID%20,State"], capture_output=True, text=True)
+    assert sacct.stdout.count("REQUEUED") + sacct.stdout.count("FAILED") + sacct.stdout.count("CANCELLED") >= 1, sacct.stdout
