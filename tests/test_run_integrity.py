@@ -96,7 +96,8 @@ def test_report_skips_a_run_with_an_unreadable_metrics_file(tmp_path, capsys):
 
 def test_a_baseline_refuses_a_federated_runs_folder_and_touches_nothing(tmp_path):
     run(compose_config(["rounds=2"], tmp_path / "run"))
-    records = lambda: {p.name: p.read_bytes() for p in (tmp_path / "run").rglob("*.*") if p.name != ".lock"}  # noqa: E731
+    records = lambda: {p.name: p.read_bytes() for p in (tmp_path / "run").rglob("*")  # noqa: E731
+                       if p.is_file() and p.name != ".lock"}
     before = records()
     with pytest.raises(ConfigError, match="was written by a different config"):
         run(compose_config(["rounds=2", "paradigm=centralized"], tmp_path / "run"))
