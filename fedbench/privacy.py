@@ -15,7 +15,7 @@
   ``clip``, Gaussian noise ``noise_multiplier * clip`` per step. Models qualify when opacus can compute
   per-sample gradients of all their layers (``mlp``, ``cnn``, ``logistic``; not BatchNorm, e.g.
   ``mlp_bn``). The ``epsilon`` column is the largest sample-level epsilon of any client so far, from
-  its local steps (``q = B / n_k``, ``E ceil(n_k / B)`` steps per round it took part in).
+  the DP-SGD steps it released (``q = B / n_k`` per step).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from __future__ import annotations
 import functools
 import math
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Iterable, Sequence
 
 import torch
 from torch import Tensor
@@ -83,15 +83,13 @@ def epsilon(accountant: str, noise_multiplier: float, sample_rate: float, steps:
     return float(acc.get_epsilon(delta))
 
 
-def local_epsilon(privacy: Privacy, sizes: Sequence[int], participations: Sequence[int], batch_size: int | None,
-                  epochs: int) -> float:
-    """The largest sample-level epsilon over clients: client k took ``E ceil(n_k / B)`` DP-SGD steps at
-    ``q = B / n_k`` in each of its ``participations[k]`` rounds."""
+def local_epsilon(privacy: Privacy, released: Iterable[tuple[int, int]], batch_size: int | None) -> float:
+    """The largest sample-level epsilon over clients, each given as (its dataset size n_k, the DP-SGD
+    steps it released so far) with sampling rate ``q = B / n_k`` (1 for full-batch steps)."""
     worst = 0.0
-    for n, times in zip(sizes, participations):
-        b = n if batch_size is None else min(batch_size, n)
-        steps = times * epochs * math.ceil(n / b)
-        worst = max(worst, epsilon(privacy.accountant, privacy.noise_multiplier, b / n, steps, privacy.delta))
+    for n, steps in released:
+        q = 1.0 if batch_size is None else min(batch_size, n) / n
+        worst = max(worst, epsilon(privacy.accountant, privacy.noise_multiplier, q, steps, privacy.delta))
     return worst
 
 

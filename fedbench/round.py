@@ -27,7 +27,7 @@ from fedbench.client import run_client
 from fedbench.comm import RoundComm
 from fedbench.metrics import COLUMNS
 from fedbench.params import weighted_mean
-from fedbench.privacy import dp_combine, epsilon
+from fedbench.privacy import dp_combine, epsilon, local_epsilon
 from fedbench.sampling import clients_per_round, sample_clients
 from fedbench.seeding import numpy_generator
 from fedbench.workload import Workload, assign_work
@@ -169,14 +169,9 @@ def threat_columns(exp: Experiment, cfg: DictConfig, results: Sequence[LocalResu
         q = clients_per_round(cfg.num_clients, cfg.client_fraction) / cfg.num_clients
         out["epsilon"] = epsilon(p.accountant, p.noise_multiplier, q, r * aggregations, p.delta)
     elif p is not None:
-        steps = {c: int(s["dp:steps"]) for c, s in client_states.items() if "dp:steps" in s}
-        out["epsilon"] = max((epsilon(p.accountant, p.noise_multiplier, _rate(cfg.batch_size, len(exp.client_data[c][1])),
-                                      k, p.delta) for c, k in steps.items()), default=0.0)
+        released = [(len(exp.client_data[c][1]), int(s["dp:steps"])) for c, s in client_states.items() if "dp:steps" in s]
+        out["epsilon"] = local_epsilon(p, released, cfg.batch_size)
     return out
-
-
-def _rate(batch_size: int | None, n: int) -> float:
-    return 1.0 if batch_size is None else min(batch_size, n) / n
 
 
 def simulated_compute(exp: Experiment, res: LocalResult) -> float:
