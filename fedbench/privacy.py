@@ -13,7 +13,7 @@
 * ``local_dp``: DP-SGD on every client (Abadi et al., "Deep Learning with Differential Privacy", CCS
   2016) through opacus' ``GradSampleModule`` and ``DPOptimizer``: per-sample gradients clipped to
   ``clip``, Gaussian noise ``noise_multiplier * clip`` per step. Models qualify when opacus can compute
-  per-sample gradients of all their layers (``mlp``, ``cnn``, ``logistic``; not BatchNorm, e.g.
+  per-sample gradients of all their layers (``logreg``, ``mlp``, ``cnn``, ``cifar_cnn``; not BatchNorm, e.g.
   ``mlp_bn``). The ``epsilon`` column is the largest sample-level epsilon of any client so far, from
   the DP-SGD steps it released (``q = B / n_k`` per step).
 """
@@ -58,9 +58,9 @@ def dp_sum_mean(vectors: Sequence[Tensor], center: Tensor | None, clip: float, n
     return (c + (total + noise) / denominator).to(vectors[0].dtype)
 
 
-def dp_combine(privacy: Privacy, expected_clients: int, r: int, salt: int | str = "server") -> Combine:
-    """Round ``r``'s DP-FedAvg combine (its noise keyed by (seed, round, salt))."""
-    gen = torch_generator(privacy.seed, r, "dp-noise", salt)
+def dp_combine(privacy: Privacy, expected_clients: int, r: int) -> Combine:
+    """Round ``r``'s DP-FedAvg combine (its noise keyed by (seed, round))."""
+    gen = torch_generator(privacy.seed, r, "dp-noise", "server")
 
     def combine(vectors: Sequence[Tensor], weights: Sequence[float], center: Tensor | None = None) -> Tensor:
         return dp_sum_mean(vectors, center, privacy.clip, privacy.noise_multiplier, expected_clients, gen)

@@ -123,12 +123,12 @@ def compression_columns(raw_up: int, raw_down: int, comm: RoundComm, down: bool 
     return {"raw_bytes_up": raw_up, "raw_bytes_down": raw_down, "compression_ratio": raw / wire if wire else float("nan")}
 
 
-def combine_for(exp: Experiment, cfg: DictConfig, r: int, salt: int | str = "server") -> Combine:
+def combine_for(exp: Experiment, cfg: DictConfig, r: int) -> Combine:
     """Round ``r``'s rule for combining uploads: DP-FedAvg's clipped noisy sum with ``privacy=dp_fedavg``,
     else the ``aggregator`` (the weighted mean by default)."""
     privacy = exp.threat.privacy
     if privacy is not None and privacy.kind == "dp_fedavg":
-        return dp_combine(privacy, clients_per_round(cfg.num_clients, cfg.client_fraction), r, salt)
+        return dp_combine(privacy, clients_per_round(cfg.num_clients, cfg.client_fraction), r)
     return exp.threat.aggregator.combine
 
 

@@ -54,7 +54,8 @@ def check(cfg: DictConfig, algorithm: Algorithm, topology: str, threat: ThreatMo
                               f"{' / num_edges' if topology == 'hierarchical' else ''}), so f must be <= "
                               f"{max((have - 3) // 2, 0)} (got f={agg.options['f']})")
     if privacy is not None:
-        require(topology in SERVER_TOPOLOGIES[: 1 if privacy.kind == "dp_fedavg" else 2], "privacy",
+        allowed = ("star",) if privacy.kind == "dp_fedavg" else SERVER_TOPOLOGIES
+        require(topology in allowed, "privacy",
                 f"none with topology={topology} ({privacy.kind} is accounted on "
                 f"{'the star' if privacy.kind == 'dp_fedavg' else 'the star and hierarchical topologies'})", privacy.kind)
     if privacy is not None and privacy.kind == "dp_fedavg":

@@ -96,7 +96,7 @@ def hierarchical(num_edges: int = 2, edge_rounds: int = 2, seed: int = 0, cloud_
                 comm = comm + part
                 busiest = max(busiest, star_time(exp.network, part.bytes_down, part.bytes_up) if part.messages_down else 0.0)
                 if uploads:
-                    edges[e], extra = server_step(exp, edges[e], uploads, mean_buffers(mine), combine_for(exp, cfg, t, e))
+                    edges[e], extra = server_step(exp, edges[e], uploads, mean_buffers(mine), combine_for(exp, cfg, t))
             agg_s += time.perf_counter() - t_agg
             sim_s += busiest
             all_results += results
