@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from fedbench import checkpoint
+from fedbench import checkpoint, status
 from fedbench.errors import ConfigError
 from fedbench.metrics import TIMING_COLUMNS
 from fedbench.run import run
@@ -168,14 +168,20 @@ def test_sigkill_during_checkpoint_writes_never_leaves_a_bad_checkpoint(tmp_path
 def test_interrupted_multirun_reruns_only_unfinished_jobs(tmp_path):
     args = ["-m", "seed=0,1,2,3", "rounds=4", "local_epochs=10", f"hydra.sweep.dir={tmp_path}"]
     proc = _start(*args)
-    _wait_for(lambda: len(list(tmp_path.glob("*/summary.json"))) >= 2, proc)
+    # a run is done once its status.json says so (written just after its summary.json)
+    _wait_for(lambda: len(_done_runs(tmp_path)) >= 2, proc)
     _kill(proc)
-    finished = {p.parent.name: p.stat().st_mtime_ns for p in tmp_path.glob("*/summary.json")}
-    assert len(finished) == 2
+    finished = {name: (tmp_path / name / "summary.json").stat().st_mtime_ns for name in _done_runs(tmp_path)}
+    assert 2 <= len(finished) < 4
     rerun = _start(*args)
     assert rerun.wait(timeout=600) == 0
     log = rerun.stdout.read()
-    assert log.count("already finished 4 rounds; skipping") == 2, log[-3000:]
+    assert log.count("already finished 4 rounds; skipping") == len(finished), log[-3000:]
     summaries = {p.parent.name: p.stat().st_mtime_ns for p in tmp_path.glob("*/summary.json")}
     assert len(summaries) == 4
     assert all(summaries[name] == stamp for name, stamp in finished.items())  # untouched
+
+
+def _done_runs(sweep: Path) -> list[str]:
+    """The sweep's job folders whose status.json records a finished run."""
+    return [p.parent.name for p in sweep.glob("*/status.json") if (status.read(p.parent) or {}).get("status") == "finished"]
