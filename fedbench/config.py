@@ -60,10 +60,11 @@ def check_added_keys(overrides: Sequence[str]) -> None:
                               f"{knobs}; groups: {sorted(groups)} (use ++{key}=... to add a key on purpose)")
 
 
-def compose(overrides: Sequence[str], output_dir: str | Path | None = None) -> DictConfig:
-    """The composed config for ``overrides`` (``output_dir`` set when given); no Hydra run needed."""
+def compose(overrides: Sequence[str], output_dir: str | Path | None = None, hydra_config: bool = False) -> DictConfig:
+    """The composed config for ``overrides`` (``output_dir`` set when given); no Hydra run needed.
+    ``hydra_config=True`` keeps the ``hydra`` node (e.g. the chosen ``hydra/launcher``)."""
     check_added_keys(overrides)
     extra = [f"output_dir={output_dir}"] if output_dir is not None else []
     with group_option_errors(), initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        return hydra_compose("config", overrides=[*overrides, *extra])
+        return hydra_compose("config", overrides=[*overrides, *extra], return_hydra_config=hydra_config)
 

@@ -211,3 +211,24 @@ def test_requeued_and_killed_array_tasks_continue_from_their_checkpoints(slurm_c
     # SLURM really restarted them: the accounting database knows more than one attempt of each task
     sacct = subprocess.run(["sacct", "-n", "-D", "-j", array, "-o", "JobID%20,State"], capture_output=True, text=True)
     assert sacct.stdout.count("REQUEUED") + sacct.stdout.count("FAILED") + sacct.stdout.count("CANCELLED") >= 1, sacct.stdout
+
+
+@pytest.mark.slurm
+@pytest.mark.slow
+def test_hpo_workers_run_as_one_slurm_array_sharing_the_study(slurm_cluster, tmp_path):
+    import optuna
+
+    proc = subprocess.run([sys.executable, "-m", "fedbench.hpo", "+hpo=fedavg_lr_fraction", "hydra/launcher=submitit_slurm",
+                           "hpo.workers=2", "hpo.n_trials=6", "hpo.pruner=none", "rounds=6", "local_epochs=1",
+                           "hydra.launcher.cpus_per_task=1", "hydra.launcher.mem_gb=2", "hydra.launcher.timeout_min=10",
+                           f"hpo.dir={tmp_path}"], cwd=ROOT, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(tmp_path / "journal.log")))
+    trials = optuna.load_study(study_name=tmp_path.name, storage=storage).trials
+    assert 6 <= len(trials) <= 7 and all(t.state == optuna.trial.TrialState.COMPLETE for t in trials)
+    assert len({t.user_attrs["run_dir"] for t in trials}) == len(trials)
+    assert len({t.user_attrs["worker"] for t in trials}) == 2, [t.user_attrs["worker"] for t in trials]
+    # one array job of two tasks: submitit's per-task folders <array>_<task>
+    tasks = sorted(d.name for d in (tmp_path / ".submitit").iterdir() if re.fullmatch(r"\d+_\d+", d.name))
+    assert len(tasks) == 2 and len({t.split("_")[0] for t in tasks}) == 1, tasks
+    assert (tmp_path / "best.yaml").exists() and (tmp_path / "trials.csv").exists()
