@@ -87,7 +87,8 @@ def test_bad_search_settings_are_refused_before_any_trial(tmp_path, overrides, m
 
 def test_a_missing_preset_names_the_choices(capsys):
     assert main(["rounds=2"]) == 2
-    assert "choose a search preset: +hpo=<name>, one of ['fedavg_lr_fraction'" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "choose a search preset: +hpo=<name>, one of [" in err and "'fedavg_lr_fraction'" in err
 
 
 def test_a_study_folder_of_another_config_is_refused(tmp_path):
@@ -255,3 +256,23 @@ def test_postgresql_storage_runs_and_continues_a_study(tmp_path, postgres):
     assert not (folder / "journal.log").exists()
     rows = list(csv.DictReader((folder / "trials.csv").open()))
     assert [float(r["best_accuracy"]) for r in rows] == [t.value for t in study.trials]
+
+
+@pytest.mark.slow
+def test_two_objectives_give_a_pareto_front_and_the_report_shows_the_study(tmp_path):
+    from fedbench.report.__main__ import main as report
+
+    folder = tmp_path / "study"
+    assert main(["+hpo=fedavg_accuracy_vs_bytes", "rounds=2", "local_epochs=1", "hpo.n_trials=5", f"hpo.dir={folder}"]) == 0
+    front = list(csv.DictReader((folder / "pareto_front.csv").open()))
+    trials = list(csv.DictReader((folder / "trials.csv").open()))
+    assert front and all(r["state"] == "complete" for r in trials)
+    points = [(float(r["best_accuracy"]), float(r["total_bytes_up"])) for r in trials]
+    for row in front:  # no trial beats a front member on both objectives
+        acc, up = float(row["best_accuracy"]), float(row["total_bytes_up"])
+        assert not any(a >= acc and b <= up and (a, b) != (acc, up) for a, b in points)
+    assert (folder / "pareto_front.png").read_bytes()[:8] == PNG_MAGIC
+    assert report([str(folder), "--out", str(tmp_path / "report")]) == 0
+    text = (tmp_path / "report" / "systems_report.md").read_text()
+    assert f"### Study `study` (`+hpo=fedavg_accuracy_vs_bytes`)" in text and "Pareto front:" in text
+    assert "trials: 5 complete" in text and (tmp_path / "report" / "hpo_study_pareto_front.png").exists()

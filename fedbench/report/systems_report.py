@@ -11,6 +11,7 @@ import pandas as pd
 
 from fedbench.report import analysis as A
 from fedbench.report import figures as F
+from fedbench.report import hpo_section
 from fedbench.report import sections as S
 from fedbench.report.grouping import group_values, label, varying_keys
 from fedbench.report.runs import RunRecord, flatten, load_partition, read_csv
@@ -92,7 +93,7 @@ def write_report(runs: Sequence[RunRecord], problems: Sequence[RunRecord], out: 
                  "(an algorithm's server-update metrics, a task's `self.log` values, ...).", "",
                  A.md_table(["group", "metric", "mean over rounds", "last value"], A.extra_rows(metrics, extra)), "",
                  img("extra", "other per-round metrics"), ""]
-    text += ["## HPO findings", "", _hpo(groups, keys, runs), ""]
+    text += ["## HPO findings", ""] + (hpo_section.section(runs, out) or [_hpo(groups, keys, runs), ""])
     text += ["## Discussion", "", _discussion(groups, keys, metrics, runs), ""]
     text += ["## Runs", "", A.md_table(["group", "run folders"], [[g, ", ".join(f"`{_rel(r.path, out)}`" for r in rs)]
                                                                   for g, rs in groups.items()]), ""]
