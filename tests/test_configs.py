@@ -25,11 +25,13 @@ STUDIES = sorted(p.stem for p in CONF.glob("study/*.yaml"))
 GLOBAL_GROUPS = ("arm", "fedavg_arch")  # @package _global_ option groups that studies sweep with "+group=option"
 GLOBAL_OPTIONS = sorted(f"{p.parent.name}/{p.stem}.yaml" for g in GLOBAL_GROUPS for p in CONF.glob(f"{g}/*.yaml"))
 LAUNCHERS = sorted(p.stem for p in CONF.glob("hydra/launcher/*.yaml"))
+HPO_PRESETS = sorted(p.stem for p in CONF.glob("hpo/*.yaml"))  # checked by tests/test_hpo.py
 
 
 def test_every_yaml_is_covered():
     covered = {f"{g}/{o}.yaml" for g, o in OPTIONS} | {f"study/{s}.yaml" for s in STUDIES} | \
-        {f"hydra/launcher/{n}.yaml" for n in LAUNCHERS} | {"config.yaml", "local.example/slurm.yaml"} | set(GLOBAL_OPTIONS)
+        {f"hydra/launcher/{n}.yaml" for n in LAUNCHERS} | {"config.yaml", "local.example/slurm.yaml"} | set(GLOBAL_OPTIONS) | \
+        {f"hpo/{n}.yaml" for n in HPO_PRESETS}
     assert {str(p.relative_to(CONF)) for p in CONF.rglob("*.yaml")} == covered
 EXPECTED_TYPE = {"algorithm": Algorithm, "backend": Backend, "dataset": FederatedData, "server_optimizer": ServerOptimizer,
                  "topology": Topology, "aggregator": Aggregator}

@@ -85,6 +85,13 @@ def test_bad_search_settings_are_refused_before_any_trial(tmp_path, overrides, m
     assert not (tmp_path / "study" / "journal.log").exists()
 
 
+@pytest.mark.parametrize("preset", sorted(p.stem for p in (ROOT / "conf" / "hpo").glob("*.yaml")))
+def test_every_preset_passes_the_checks_and_its_ranges_hold_valid_runs(tmp_path, preset):
+    spec, launcher = prepare([f"+hpo={preset}", f"hpo.dir={tmp_path}"])
+    assert spec.settings.name == preset and spec.settings.params and launcher is not None
+    assert (tmp_path / "study.yaml").exists() and not (tmp_path / "journal.log").exists()
+
+
 def test_a_missing_preset_names_the_choices(capsys):
     assert main(["rounds=2"]) == 2
     err = capsys.readouterr().err
