@@ -56,6 +56,8 @@ def run(cfg: DictConfig) -> RunResult:
     config = OmegaConf.to_container(cfg, resolve=True)
     if os.environ.get("FEDBENCH_FORKED"):  # a forked rank: the parent holds the folder's lock
         return _run_here(cfg, threads)
+    if cfg.get("precheck"):  # a paradigm's own checks (e.g. the pipeline's stages), before any process starts
+        build_part(cfg.precheck)(cfg)
     with run_folder_lock(out, enabled=rank_and_world()[0] == 0):
         if processes:  # backend.workers=N without a launcher: fork N ranks that each run this config
             launch.spawn(processes, threads, run, cfg)

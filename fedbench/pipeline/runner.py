@@ -1,0 +1,231 @@
+"""``paradigm=pipeline`` and ``paradigm=hybrid``: the model cut into stages over ranks, microbatched.
+
+Pipeline parallelism with ``torch.distributed.pipelining``: each rank builds the same initial model,
+keeps its stage (:func:`fedbench.pipeline.plan.split`) and runs the ``pipeline.schedule``: GPipe's
+fill-drain (Huang et al. 2019, ``ScheduleGPipe``) or 1F1B (PipeDream-Flush, Narayanan et al. 2021,
+``Schedule1F1B``) over ``pipeline.microbatches`` microbatches of each global batch. The loss is the
+classifier's cross-entropy on the last stage; gradients are scaled by 1 / microbatches, so a step equals
+one SGD step on the global batch's mean loss.
+
+``paradigm=hybrid`` adds ``pipeline.replicas`` data-parallel replicas of the pipeline (world =
+replicas x stages, rank ``r`` = stage ``r % stages`` of replica ``r // stages``): each replica takes its
+slice of the global batch, and each stage all-reduces its gradients (mean) with the same stage of the
+other replicas (one process group per stage) before the optimizer step.
+
+Like the baselines, a "round" is one epoch over the pooled training data; rank 0 gathers the stages,
+evaluates the whole model after each ``eval_every``-th epoch and writes ``metrics.csv`` (with
+``bubble`` and ``bubble_theory`` columns), ``stage_times.csv`` (per epoch and rank: compute, send,
+receive, idle, all-reduce seconds, bytes sent, measured bubble), ``steps.csv`` (the loss of every step)
+``summary.json`` and ``model.pt`` (the trained model's state dict).
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import math
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from omegaconf import DictConfig, OmegaConf
+from torch.distributed.pipelining import PipelineStage, Schedule1F1B, ScheduleGPipe
+from torch.utils.data import DataLoader, TensorDataset
+
+from fedbench import records, status
+from fedbench.backends.ddp import rank_and_world
+from fedbench.build import build_part, build_task
+from fedbench.hardware import hardware
+from fedbench.loggers import null_logger
+from fedbench.local import evaluate
+from fedbench.metrics import diverged, summarize, with_cumulative
+from fedbench.params import get_flat
+from fedbench.pipeline.plan import Layout, split
+from fedbench.pipeline.timing import StageClock, instrument, theoretical_bubble, timed_p2p
+from fedbench.seeding import torch_generator
+from fedbench.threat_model import check_baseline
+
+log = logging.getLogger("fedbench")
+SCHEDULE = {"gpipe": ScheduleGPipe, "1f1b": Schedule1F1B}
+
+
+def _groups(lay: Layout) -> tuple[Any, Any]:
+    """(this rank's pipeline group, its stage's all-reduce group); every rank creates every group, in order."""
+    pipes = [dist.new_group(lay.pipeline_ranks(r)) for r in range(lay.replicas)]
+    stages = [dist.new_group(lay.replica_ranks(s)) for s in range(lay.stages)]
+    return pipes[lay.replica], stages[lay.stage]
+
+
+def _allreduce_mean(params: list[torch.Tensor], group: Any, replicas: int, clock: StageClock) -> None:
+    """Average the stage's gradients over the replicas (one flat all-reduce)."""
+    grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
+    flat = torch.cat([g.reshape(-1) for g in grads])
+    t0 = time.perf_counter()
+    dist.all_reduce(flat, group=group)
+    clock.allreduce_s += time.perf_counter() - t0
+    clock.allreduce_bytes += 2 * (replicas - 1) * flat.numel() * flat.element_size() // replicas  # ring all-reduce
+    clock.messages += 2 * (replicas - 1)
+    flat /= replicas
+    offset = 0
+    for p, g in zip(params, grads):
+        p.grad = flat[offset:offset + g.numel()].view_as(g).clone()
+        offset += g.numel()
+
+
+def train_pipeline(cfg: DictConfig):  # -> fedbench.run.RunResult
+    """Train with the model split over ranks (see the module docstring)."""
+    from fedbench.run import RunResult
+
+    check_baseline(cfg)
+    rank, world = rank_and_world()
+    p = cfg.pipeline
+    if os.environ.get("FEDBENCH_FORKED") and not cfg.backend.get("threads"):
+        # forked ranks: one torch thread each (a forked process must not enter the parent's OpenMP pool,
+        # and replicas x stages ranks share this machine's cores)
+        torch.set_num_threads(1)
+    lay = Layout(rank, p.stages, p.replicas)
+    created = not dist.is_initialized()
+    if created:
+        dist.init_process_group("gloo", rank=rank, world_size=world)
+    try:
+        return _train(cfg, lay, RunResult)
+    finally:
+        if created:
+            dist.destroy_process_group()
+
+
+def _train(cfg: DictConfig, lay: Layout, RunResult: Any):  # noqa: N803, ANN202
+    p, out, main = cfg.pipeline, Path(cfg.output_dir), lay.rank == 0
+    config = OmegaConf.to_container(cfg, resolve=True)
+    data = build_part(cfg.dataset)
+    task = build_task(cfg, data)
+    parts = split(task.model, p.stages)
+    mine, first, last = parts[lay.stage], lay.stage == 0, lay.stage == p.stages - 1
+    pipe_group, stage_group = _groups(lay)
+    stage = PipelineStage(mine, lay.stage, p.stages, torch.device("cpu"), group=pipe_group)
+    schedule = SCHEDULE[p.schedule](stage, n_microbatches=p.microbatches, loss_fn=F.cross_entropy)
+    clock = StageClock()
+    instrument(stage, mine, clock, first, last)
+    params = list(mine.parameters())
+    optimizer = task.optimizer(params)
+    loader = DataLoader(TensorDataset(data.x_train, data.y_train), batch_size=cfg.batch_size, shuffle=True,
+                        drop_last=True, generator=torch_generator(cfg.seed, "centralized-batches"))
+    if main:
+        out.mkdir(parents=True, exist_ok=True)
+        records.write_once(out, cfg)
+        status.write(out, "running")
+    logger = build_part(cfg.logger)(str(out), config, []) if main else null_logger()
+    theory = theoretical_bubble(p.stages, p.microbatches)
+    num_params = get_flat(task).numel()
+    if main:
+        log.info("%s: %s, %d params in %d stages x %d replica(s), %s schedule, %d microbatches of %d, global batch %d, "
+                 "%d epochs -> %s", cfg.paradigm, data.name, num_params, p.stages, p.replicas, p.schedule,
+                 p.microbatches, cfg.batch_size // (p.replicas * p.microbatches), cfg.batch_size, cfg.rounds, out)
+    rows: list[dict[str, Any]] = []
+    step_losses: list[list[Any]] = []
+    stage_rows: list[dict[str, Any]] = []
+    for epoch in range(1, cfg.rounds + 1):
+        t_epoch = time.perf_counter()
+        clock.__init__()  # noqa: PLC2801 - a fresh clock per epoch, same object the patches hold
+        losses: list[float] = []
+        for x, y in loader:
+            x, y = x.chunk(p.replicas)[lay.replica], y.chunk(p.replicas)[lay.replica]
+            optimizer.zero_grad()
+            mb_losses: list[torch.Tensor] = []
+            t0 = time.perf_counter()
+            with timed_p2p(clock):
+                if first:
+                    schedule.step(x)
+                elif last:
+                    schedule.step(target=y, losses=mb_losses)
+                else:
+                    schedule.step()
+            clock.step_s += time.perf_counter() - t0
+            if p.replicas > 1:
+                _allreduce_mean(params, stage_group, p.replicas, clock)
+            optimizer.step()
+            clock.steps += 1
+            if last:
+                losses.append(float(torch.stack(mb_losses).detach().mean()))
+        row, stage_info = _epoch_row(cfg, lay, task, parts, data, clock, losses, epoch, t_epoch, theory, main)
+        if main:
+            step_losses += [[epoch, i + 1, loss] for i, loss in enumerate(row.pop("_step_losses"))]
+            stage_rows += [{"epoch": epoch, **s} for s in stage_info]
+            rows.append(with_cumulative(row, rows[-1] if rows else None))
+            logger.on_round_end(rows[-1], {}, {})
+            log.info("epoch %d/%d  acc %.4f  train_loss %.4f  steps %d  bubble %.3f (theory %.3f)  sent %.2f MB  %.2fs",
+                     epoch, cfg.rounds, row["test_accuracy"], row["train_loss"], row["steps"], row["bubble"], theory,
+                     rows[-1]["cum_bytes_up"] / 1e6, row["wall_s"])
+        stop = torch.tensor([int(main and diverged(row, cfg.diverge_loss))])
+        dist.broadcast(stop, 0)
+        if stop.item():
+            break
+    if not main:
+        return RunResult(out, [], {}, {}, {})
+    torch.save(task.model.state_dict(), out / "model.pt")  # the trained model, all stages (CPU tensors)
+    _write_csv(out / "steps.csv", ["epoch", "step", "loss"], step_losses)
+    _write_csv(out / "stage_times.csv", list(stage_rows[0]), [list(r.values()) for r in stage_rows])
+    is_diverged = bool(rows) and diverged(rows[-1], cfg.diverge_loss)
+    bubbles = [r["bubble"] for r in rows if math.isfinite(r["bubble"])]
+    extra = {"algorithm": cfg.paradigm, "status": "diverged" if is_diverged else "finished", "diverged": is_diverged,
+             "dataset": data.name, "num_train": len(data.y_train), "hardware": hardware(lay.stages * lay.replicas),
+             "num_params": num_params, "output_dir": str(out), "config": config,
+             "pipeline": {"stages": p.stages, "replicas": p.replicas, "microbatches": p.microbatches,
+                          "schedule": p.schedule, "bubble_measured": sum(bubbles) / len(bubbles) if bubbles else None,
+                          "bubble_theory": theory,
+                          "stage_layers": [[type(m).__name__ for m in part] for part in parts]}}
+    summary = summarize(rows, cfg.target_accuracy, extra)
+    logger.on_run_end(summary)
+    status.write(out, summary["status"], rounds=len(rows))
+    log.info("done: final accuracy %s; measured bubble %.3f vs theoretical %.3f", summary["final_accuracy"],
+             extra["pipeline"]["bubble_measured"] or float("nan"), theory)
+    return RunResult(out, rows, summary, {"params": get_flat(task)}, {})
+
+
+def _epoch_row(cfg: DictConfig, lay: Layout, task: Any, parts: list, data: Any, clock: StageClock, losses: list[float],
+               epoch: int, t_epoch: float, theory: float, main: bool) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Gather every rank's clock, losses and (replica 0's) stage weights; rank 0 evaluates and builds the row."""
+    weights = parts[lay.stage].state_dict() if lay.replica == 0 else None
+    mine = {"rank": lay.rank, "stage": lay.stage, "replica": lay.replica, **clock.snapshot()}
+    gathered: list[Any] = [None] * (lay.stages * lay.replicas) if main else None
+    dist.gather_object((mine, losses, weights), gathered, dst=0)
+    if not main:
+        return {}, []
+    for info, _, state in gathered:
+        if state is not None:
+            parts[info["stage"]].load_state_dict(state)
+    infos = [g[0] for g in gathered]
+    last = [g[1] for g in gathered if g[0]["stage"] == lay.stages - 1]
+    step_losses = [sum(vals) / len(vals) for vals in zip(*last)]  # mean over replicas, per step
+    t_eval = time.perf_counter()
+    acc, loss = math.nan, math.nan
+    if epoch % cfg.eval_every == 0 or epoch == cfg.rounds:
+        acc, loss = evaluate(task, get_flat(task), data.x_test, data.y_test)
+    sent = sum(i["bytes_sent"] for i in infos)
+    reduced = sum(i["allreduce_bytes"] for i in infos)
+    row = {"round": epoch, "test_accuracy": acc, "test_loss": loss,
+           "train_loss": sum(step_losses) / len(step_losses) if step_losses else math.nan,
+           "clients": lay.stages * lay.replicas, "steps": infos[0]["steps"],
+           "messages_up": sum(i["messages"] for i in infos), "messages_down": 0, "bytes_up": sent + reduced, "bytes_down": 0,
+           "compute_s": sum(i["compute_s"] for i in infos), "aggregate_s": 0.0, "eval_s": time.perf_counter() - t_eval,
+           "comm_s": max(i["send_s"] + i["recv_s"] + i["allreduce_s"] for i in infos),
+           "idle_s": max(i["idle_s"] for i in infos), "comm_sim_s": math.nan, "sim_round_s": math.nan,
+           "wall_s": time.perf_counter() - t_epoch,
+           "bubble": sum(i["bubble"] for i in infos) / len(infos), "bubble_theory": theory,
+           "stage_bytes": sent, "allreduce_bytes": reduced,
+           "ranks": [{"rank": i["rank"], "compute_s": i["compute_s"], "wait_s": i["idle_s"],
+                      "comm_s": i["send_s"] + i["recv_s"] + i["allreduce_s"]} for i in infos],
+           "_step_losses": step_losses}
+    return row, infos
+
+
+def _write_csv(path: Path, header: list[str], rows: list[list[Any]]) -> None:
+    with path.open("w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(header)
+        writer.writerows(rows)
+
