@@ -90,6 +90,8 @@ def test_split_keeps_parameter_free_layers_with_their_layer(make_cfg):
      "the world size must be pipeline.replicas x pipeline.stages = 2 x 3 = 6 ranks (got 4"),
     (["paradigm=pipeline", "backend=inprocess"], "paradigm=pipeline runs one stage per rank of a process group: use backend=ddp"),
     (["paradigm=pipeline", "pipeline.schedule=interleaved"], "pipeline.schedule must be one of ['gpipe', '1f1b']"),
+    (["paradigm=pipeline", "pipeline.schedule=1f1b", "pipeline.microbatches=2"],
+     "pipeline.microbatches must be >= pipeline.stages=3 for the 1f1b schedule"),
     (["paradigm=pipeline", "pipeline.replicas=2"], "pipeline.replicas must be 1 for paradigm=pipeline"),
     (["paradigm=pipeline", "model=logreg"], "pipeline.stages must be at most the model's 1 layers with parameters (got 3)"),
     (["paradigm=pipeline", "model=cnn", "dataset=synthetic"], "model: cnn needs image inputs"),

@@ -86,6 +86,9 @@ def check(cfg: DictConfig, world: int | None = None) -> None:
         require(is_int(p[key]) and p[key] >= 1, f"pipeline.{key}", "an integer >= 1", p[key])
     require(p.stages >= 2 or cfg.paradigm == "hybrid", "pipeline.stages", "an integer >= 2 for paradigm=pipeline", p.stages)
     require_choice(p.schedule, "pipeline.schedule", SCHEDULES)
+    if p.schedule == "1f1b":  # its warm-up runs one forward per later stage before the first backward
+        require(p.microbatches >= p.stages, "pipeline.microbatches", f">= pipeline.stages={p.stages} for the 1f1b "
+                "schedule (or use pipeline.schedule=gpipe)", p.microbatches)
     if cfg.paradigm == "pipeline":
         require(p.replicas == 1, "pipeline.replicas", "1 for paradigm=pipeline (use paradigm=hybrid for replicas)", p.replicas)
     target = str(cfg.backend.get("_target_", ""))

@@ -60,12 +60,15 @@ def _bytes(t: Any) -> int:
 def instrument(stage: Any, module: nn.Module, clock: StageClock, first: bool, last: bool) -> None:
     """Time the stage's compute and count the bytes it sends (patches this stage object only)."""
     forward, backward = stage.forward_one_chunk, stage.backward_one_chunk
+    counting = [False]
 
     def timed_forward(*args: Any, **kwargs: Any) -> Any:
         t0 = time.perf_counter()
+        counting[0] = True
         try:
             return forward(*args, **kwargs)
         finally:
+            counting[0] = False
             clock.compute_s += time.perf_counter() - t0
 
     def timed_backward(*args: Any, **kwargs: Any) -> Any:
@@ -76,6 +79,8 @@ def instrument(stage: Any, module: nn.Module, clock: StageClock, first: bool, la
             clock.compute_s += time.perf_counter() - t0
 
     def count(mod: nn.Module, inputs: tuple, output: Any) -> None:
+        if not counting[0]:  # e.g. the stage's shape-inference forward at its first step: nothing is sent
+            return
         if not last:
             clock.bytes_sent += _bytes(output)
             clock.messages += 1

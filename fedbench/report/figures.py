@@ -189,3 +189,19 @@ def accuracy_vs_epsilon(points: pd.DataFrame, path: Path) -> Path:
     ax.set(xlabel="epsilon at delta (log)", ylabel="final test accuracy", title="Privacy-utility trade-off")
     _legend(ax, "mechanism")
     return _save(fig, path)
+
+
+def bubble_vs_microbatches(points: pd.DataFrame, path: Path) -> Path:
+    """Measured pipeline bubble fraction against microbatches, one line per (schedule, stages, replicas),
+    with the theoretical (p - 1) / (m + p - 1) of each stage count dashed."""
+    fig, ax = plt.subplots(figsize=(7, 4))
+    sns.lineplot(data=points, x="microbatches", y="bubble", hue="setting", style="setting", markers=True, dashes=False,
+                 errorbar=("pi", 100), ax=ax)
+    for stages in sorted(points["stages"].unique()):
+        m = np.array(sorted(points["microbatches"].unique()), dtype=float)
+        ax.plot(m, (stages - 1) / (m + stages - 1), "--", color="grey", label=f"theory, p = {stages}")
+    ax.set_xscale("log", base=2)
+    ax.set(xlabel="microbatches m (log2)", ylabel="bubble fraction (idle share of a step)", ylim=(0, 1),
+           title="Pipeline bubble: measured vs (p - 1) / (m + p - 1)")
+    _legend(ax, "schedule, stages x replicas")
+    return _save(fig, path)

@@ -1,5 +1,5 @@
-"""Optional sections of the systems report: topologies, compression, robustness and privacy (only when the
-runs have them)."""
+"""Optional sections of the systems report: topologies, compression, robustness, privacy and pipeline
+parallelism (only when the runs have them)."""
 
 from __future__ import annotations
 
@@ -162,3 +162,35 @@ def privacy(runs: Sequence[RunRecord], groups: dict[str, list[RunRecord]], metri
             "epsilon: after the last round at the given delta, from opacus' accountant (`privacy.accountant`): "
             "client-level for dp_fedavg, the largest sample-level epsilon of any client for local_dp; "
             "inf = no noise.", "", img("privacy", "accuracy vs epsilon"), ""]
+
+
+PIPELINE_HEADER = ["group", "schedule", "stages x replicas", "microbatches", "bubble measured", "bubble theory",
+                   "MB between stages / epoch", "MB all-reduced / epoch", "s / epoch", "final acc"]
+
+
+def pipeline(runs: Sequence[RunRecord], groups: dict[str, list[RunRecord]], metrics: pd.DataFrame, out: Path,
+             figs: dict[str, Path], img: Callable[[str, str], str]) -> list[str]:
+    """Pipeline / hybrid runs: measured bubble against the theory, bytes between stages and all-reduced."""
+    if not any(r.summary.get("pipeline") for r in runs):
+        return []
+    rows, points = [], []
+    for label, members in groups.items():
+        pipe = members[0].summary.get("pipeline")
+        if not pipe:
+            continue
+        frame = metrics[metrics["label"] == label]
+        rows.append([label, pipe["schedule"], f"{pipe['stages']} x {pipe['replicas']}", pipe["microbatches"],
+                     mean_sd([r.summary["pipeline"]["bubble_measured"] for r in members])[0], pipe["bubble_theory"],
+                     frame["stage_bytes"].mean() / 1e6, frame["allreduce_bytes"].mean() / 1e6, frame["wall_s"].mean(),
+                     mean_sd([r.summary["final_accuracy"] for r in members])[0]])
+        points += [{"setting": f"{pipe['schedule']}, {pipe['stages']} x {pipe['replicas']}", "stages": pipe["stages"],
+                    "microbatches": pipe["microbatches"], "bubble": b} for b in frame["bubble"].dropna()]
+    rows.sort(key=lambda row: (row[1], row[2], row[3]))
+    if len({p["microbatches"] for p in points}) > 1:
+        figs["bubble"] = F.bubble_vs_microbatches(pd.DataFrame(points), out / "bubble_vs_microbatches.png")
+    return ["## Pipeline parallelism", "", A.md_table(PIPELINE_HEADER, rows), "",
+            "bubble measured: the share of a training step a stage spends not computing (1 - compute / step time, "
+            "mean over stages and epochs, from `stage_times.csv`); theory: (p - 1) / (m + p - 1) for p stages and m "
+            "microbatches with equal stage times (Huang et al. 2019). Bytes: activations forward and their gradients "
+            "backward between stages, and the ring all-reduce of each stage's gradients across replicas.", "",
+            img("bubble", "bubble fraction vs microbatches"), ""]

@@ -84,7 +84,7 @@ def write_report(runs: Sequence[RunRecord], problems: Sequence[RunRecord], out: 
              "analytic totals use P parameters of 4 bytes. The network model adds `comm_sim_s` per round "
              "(latency + size / bandwidth for the configured collective).", "",
              img("accuracy_vs_bytes", "accuracy vs bytes"), "", img("time_breakdown", "time breakdown"), ""]
-    for section in (S.topologies, S.compression, S.robustness, S.privacy):
+    for section in (S.topologies, S.compression, S.robustness, S.privacy, S.pipeline):
         text += section(runs, groups, metrics, out, figs, img)
     extra = A.extra_columns(metrics)
     if extra:
