@@ -80,7 +80,8 @@ def plots(study: optuna.Study, settings: HpoSettings, folder: Path) -> dict[str,
     """Write the PNGs that the study's trials allow; each one skipped says why in the log."""
     import matplotlib
 
-    matplotlib.use("Agg")
+    if "inline" not in str(matplotlib.rcParams["backend"]):
+        matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     from optuna.visualization import matplotlib as ovm
 

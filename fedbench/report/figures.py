@@ -13,7 +13,8 @@ from typing import Any
 
 import matplotlib
 
-matplotlib.use("Agg")
+if "inline" not in str(matplotlib.rcParams["backend"]):  # files only; a notebook keeps showing its figures
+    matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
