@@ -41,7 +41,7 @@ def test_centralized_refuses_several_ranks(make_cfg, monkeypatch):
 
 
 def test_bad_paradigm_and_workers_are_refused_early(make_cfg):
-    with pytest.raises(ConfigError, match=r"paradigm must be one of \['federated', 'centralized', 'data_parallel'\]"):
+    with pytest.raises(ConfigError, match=r"paradigm must be one of \['federated', 'centralized', 'data_parallel', 'hybrid', 'pipeline'\]"):
         run(make_cfg("paradigm=gossip"))
     with pytest.raises(ConfigError, match="backend.workers must be null or an integer >= 1"):
         run(make_cfg("backend=ddp", "backend.workers=0"))
