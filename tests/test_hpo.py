@@ -283,3 +283,16 @@ def test_two_objectives_give_a_pareto_front_and_the_report_shows_the_study(tmp_p
     text = (tmp_path / "report" / "systems_report.md").read_text()
     assert f"### Study `study` (`+hpo=fedavg_accuracy_vs_bytes`)" in text and "Pareto front:" in text
     assert "trials: 5 complete" in text and (tmp_path / "report" / "hpo_study_pareto_front.png").exists()
+
+
+def test_an_unreachable_database_is_refused_before_the_folder_records_the_study(tmp_path):
+    import socket
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    url = f"postgresql+psycopg2://nobody@127.0.0.1:{port}/none"
+    with pytest.raises(ConfigError, match=r"hpo.storage='postgresql\+psycopg2://nobody@127.0.0.1:\d+/none' cannot be opened"):
+        prepare([*QUICK, f"hpo.storage={url}", f"hpo.dir={tmp_path / 'study'}"])
+    assert not (tmp_path / "study" / "study.yaml").exists()  # so the corrected command is not refused later
+    assert main([*QUICK, "hpo.storage=nonsense", f"hpo.dir={tmp_path / 'study'}"]) == 2

@@ -104,6 +104,8 @@ def prepare(args: Sequence[str]) -> tuple[StudySpec, DictConfig | None]:
     spec = StudySpec(settings=settings, overrides=tuple(overrides), folder=str(folder), storage=storage,
                      study_name=folder.resolve().name, seed=int(settings.seed if settings.seed is not None else cfg.seed),
                      rounds=int(cfg.rounds))
+    if not storage.startswith("journal:"):
+        studies.open_storage(storage)  # a wrong database URL fails before the folder records this study's identity
     base = {k: v for k, v in flatten(OmegaConf.to_container(cfg, resolve=True)).items()}
     studies.check_identity(folder, {"config": base, "search": settings.identity(), "storage": storage,
                                     "overrides": overrides})
