@@ -10,9 +10,9 @@ failed, 2 invalid configuration.
 from __future__ import annotations
 
 import datetime
-from dataclasses import fields
 import logging
 import sys
+from dataclasses import fields
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -24,7 +24,7 @@ from fedbench.dicts import flatten
 from fedbench.errors import ConfigError
 from fedbench.hpo import outputs, study as studies
 from fedbench.hpo.settings import HpoSettings, parse
-from fedbench.hpo.study import StudySpec
+from fedbench.hpo.study import StudySpec, log_to
 from fedbench.validate import validate_knobs
 
 log = logging.getLogger("fedbench")
@@ -106,7 +106,7 @@ def prepare(args: Sequence[str]) -> tuple[StudySpec, DictConfig | None]:
                      rounds=int(cfg.rounds))
     if not storage.startswith("journal:"):
         studies.open_storage(storage)  # a wrong database URL fails before the folder records this study's identity
-    base = {k: v for k, v in flatten(OmegaConf.to_container(cfg, resolve=True)).items()}
+    base = flatten(OmegaConf.to_container(cfg, resolve=True))
     studies.check_identity(folder, {"config": base, "search": settings.identity(), "storage": storage,
                                     "overrides": overrides})
     return spec, launcher
@@ -126,7 +126,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if any(a in ("-h", "--help") for a in args):
         print(__doc__.strip() + f"\n\npresets: {', '.join(presets())}")
         return 0
-    _log_to_stdout()
+    log_to(sys.stdout)
     try:
         spec, launcher = prepare(args)
         study, _ = studies.load(spec)  # a bad storage fails here, before any worker starts
@@ -169,15 +169,6 @@ def _report(summary: dict[str, Any], folder: Path, spec: StudySpec) -> None:
         log.info("Pareto front: trials %s (best.yaml, pareto_front.csv)", [e["trial"] for e in summary["pareto_front"]])
     target = spec.storage.removeprefix("journal:")
     log.info("browse it: uvx optuna-dashboard %s", target)
-
-
-def _log_to_stdout() -> None:
-    logger = logging.getLogger("fedbench")
-    if not logger.handlers:
-        handler = logging.StreamHandler(sys.stdout)
-        handler.setFormatter(logging.Formatter("[%(asctime)s][%(name)s][%(levelname)s] - %(message)s"))
-        logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
 
 
 if __name__ == "__main__":

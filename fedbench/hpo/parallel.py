@@ -49,7 +49,7 @@ def run_workers(work: Callable[..., dict[str, Any]], spec: Any, workers: int, la
     """Submit ``workers`` calls ``work(spec, index)`` as one array; wait, logging progress; the failures."""
     executor = executor_for(launcher, folder, workers)
     jobs = executor.map_array(work, [spec] * workers, list(range(workers)))
-    log.info("submitted %d workers (%s job %s); logs in %s", workers, type(executor._executor).__name__,
+    log.info("submitted %d workers (%s job %s); logs in %s", workers, executor.cluster,
              jobs[0].job_id.split("_")[0], folder / ".submitit")
     last = 0.0
     while not all(job.done() for job in jobs):

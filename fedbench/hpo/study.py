@@ -131,3 +131,14 @@ def check_identity(folder: Path, identity: dict[str, Any]) -> None:
         details = "; ".join(f"{k}: {recorded.get(k)!r} there, {identity.get(k)!r} now" for k in differ[:4])
         raise ConfigError(f"hpo.dir {folder} holds a study of another configuration ({details}); rerun the same "
                           "command to continue it, or pass hpo.dir=<new folder> to start another study")
+
+
+def log_to(stream: Any) -> None:
+    """Print fedbench's log lines to ``stream`` unless a handler exists already; quiet Optuna's own."""
+    logger = logging.getLogger("fedbench")
+    if not logger.handlers and not logging.getLogger().handlers:
+        handler = logging.StreamHandler(stream)
+        handler.setFormatter(logging.Formatter("[%(asctime)s][%(name)s][%(levelname)s] - %(message)s"))
+        logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)

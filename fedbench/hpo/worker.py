@@ -76,7 +76,7 @@ def _budget(spec: StudySpec) -> int:
 
 def work(spec: StudySpec, index: int = 0) -> dict[str, Any]:
     """Run trials of the shared study until its budget is spent (or ``hpo.timeout``); what this worker did."""
-    _log_to_stderr()
+    studies.log_to(sys.stderr)  # a SLURM/submitit worker has no Hydra logging
     settings = spec.settings
     study, storage = studies.load(spec, index)
     folder = Path(spec.folder)
@@ -125,12 +125,3 @@ def _log_trial(study: optuna.Study, number: int, result: dict[str, Any], worker:
              result.get("seconds") or 0.0, len(finished), best)
 
 
-def _log_to_stderr() -> None:
-    """A SLURM/submitit worker has no Hydra logging: give fedbench's logger a plain handler."""
-    logger = logging.getLogger("fedbench")
-    if not logging.getLogger().handlers and not logger.handlers:
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("[%(asctime)s][%(name)s][%(levelname)s] - %(message)s"))
-        logger.addHandler(handler)
-        logger.setLevel(logging.INFO)
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
