@@ -78,8 +78,6 @@ def _allreduce_mean(params: list[torch.Tensor], group: Any, replicas: int, clock
 
 def train_pipeline(cfg: DictConfig):  # -> fedbench.run.RunResult
     """Train with the model split over ranks (see the module docstring)."""
-    from fedbench.run import RunResult
-
     check_baseline(cfg)
     rank, world = rank_and_world()
     p = cfg.pipeline
@@ -92,13 +90,15 @@ def train_pipeline(cfg: DictConfig):  # -> fedbench.run.RunResult
     if created:
         dist.init_process_group("gloo", rank=rank, world_size=world)
     try:
-        return _train(cfg, lay, RunResult)
+        return _train(cfg, lay)
     finally:
         if created:
             dist.destroy_process_group()
 
 
-def _train(cfg: DictConfig, lay: Layout, RunResult: Any):  # noqa: N803, ANN202
+def _train(cfg: DictConfig, lay: Layout):  # -> fedbench.run.RunResult
+    from fedbench.run import RunResult
+
     p, out, main = cfg.pipeline, Path(cfg.output_dir), lay.rank == 0
     config = OmegaConf.to_container(cfg, resolve=True)
     data = build_part(cfg.dataset)
@@ -130,7 +130,7 @@ def _train(cfg: DictConfig, lay: Layout, RunResult: Any):  # noqa: N803, ANN202
     stage_rows: list[dict[str, Any]] = []
     for epoch in range(1, cfg.rounds + 1):
         t_epoch = time.perf_counter()
-        clock.__init__()  # noqa: PLC2801 - a fresh clock per epoch, same object the patches hold
+        clock.reset()
         losses: list[float] = []
         for x, y in loader:
             x, y = x.chunk(p.replicas)[lay.replica], y.chunk(p.replicas)[lay.replica]

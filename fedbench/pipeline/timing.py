@@ -42,6 +42,10 @@ class StageClock:
         """Measured bubble fraction: the share of the step this stage did not compute."""
         return 1.0 - self.compute_s / self.step_s if self.step_s > 0 else float("nan")
 
+    def reset(self) -> None:
+        """Zero every total (the patched stage methods keep this same object)."""
+        self.__init__()  # type: ignore[misc]
+
     def snapshot(self) -> dict[str, float]:
         return {"compute_s": self.compute_s, "send_s": self.send_s, "recv_s": self.recv_s, "idle_s": self.idle_s,
                 "step_s": self.step_s, "allreduce_s": self.allreduce_s, "bytes_sent": self.bytes_sent,
@@ -62,21 +66,17 @@ def instrument(stage: Any, module: nn.Module, clock: StageClock, first: bool, la
     forward, backward = stage.forward_one_chunk, stage.backward_one_chunk
     counting = [False]
 
-    def timed_forward(*args: Any, **kwargs: Any) -> Any:
-        t0 = time.perf_counter()
-        counting[0] = True
-        try:
-            return forward(*args, **kwargs)
-        finally:
-            counting[0] = False
-            clock.compute_s += time.perf_counter() - t0
+    def timed(fn: Any, counts_bytes: bool) -> Any:
+        def call(*args: Any, **kwargs: Any) -> Any:
+            t0 = time.perf_counter()
+            counting[0] = counts_bytes
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                counting[0] = False
+                clock.compute_s += time.perf_counter() - t0
 
-    def timed_backward(*args: Any, **kwargs: Any) -> Any:
-        t0 = time.perf_counter()
-        try:
-            return backward(*args, **kwargs)
-        finally:
-            clock.compute_s += time.perf_counter() - t0
+        return call
 
     def count(mod: nn.Module, inputs: tuple, output: Any) -> None:
         if not counting[0]:  # e.g. the stage's shape-inference forward at its first step: nothing is sent
@@ -88,7 +88,7 @@ def instrument(stage: Any, module: nn.Module, clock: StageClock, first: bool, la
             clock.bytes_sent += _bytes(inputs[0])  # the gradient of the input goes back, same size
             clock.messages += 1
 
-    stage.forward_one_chunk, stage.backward_one_chunk = timed_forward, timed_backward
+    stage.forward_one_chunk, stage.backward_one_chunk = timed(forward, True), timed(backward, False)
     module.register_forward_hook(count)
 
 
