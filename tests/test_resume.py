@@ -127,14 +127,20 @@ def _count_rows(path: Path) -> int:
     return max(0, len(path.read_text().splitlines()) - 1) if path.exists() else 0
 
 
+def _checkpoint_round(run_dir: Path) -> int:
+    """The round the run's last checkpoint holds (0 before the first); it is replaced atomically, so a
+    read never sees half a file."""
+    path = run_dir / "checkpoint" / "checkpoint.pt"
+    return torch.load(path, weights_only=True)["round"] if path.exists() else 0
+
+
 @pytest.mark.slow
 def test_sigkill_mid_round_then_rerun_is_bit_identical(tmp_path):
     args = ["algorithm=scaffold", "rounds=6", "local_epochs=10", "num_clients=10", "client_fraction=0.5"]
     proc = _start(*args, f"hydra.run.dir={tmp_path / 'killed'}")
-    _wait_for(lambda: _count_rows(tmp_path / "killed" / "metrics.csv") >= 2, proc)
-    time.sleep(0.1)  # round 2's checkpoint (a few ms) is written; round 3 (~0.5 s of training) is under way
+    _wait_for(lambda: _checkpoint_round(tmp_path / "killed") >= 2, proc)
     _kill(proc)
-    done = torch.load(tmp_path / "killed" / "checkpoint" / "checkpoint.pt", weights_only=True)["round"]
+    done = _checkpoint_round(tmp_path / "killed")
     assert 2 <= done < 6 and not (tmp_path / "killed" / "summary.json").exists()
     rerun = _start(*args, f"hydra.run.dir={tmp_path / 'killed'}")
     assert rerun.wait(timeout=300) == 0, rerun.stdout.read()[-3000:]

@@ -1,14 +1,12 @@
 """Every topology survives SIGKILL mid-run: the rerun continues from its checkpoint (node models,
 edge servers, event queue and clock) and ends bit-identical to an uninterrupted run."""
 
-import time
-
 import pytest
 import torch
 
 from fedbench.run import run
 from tests.conftest import compose_config
-from tests.test_resume import _count_rows, _kill, _params, _rows, _start, _wait_for
+from tests.test_resume import _checkpoint_round, _kill, _params, _rows, _start, _wait_for
 
 TOPOLOGIES = {
     "gossip": ["topology=gossip", "client_fraction=1", "num_clients=8", "topology.graph=torus"],
@@ -23,11 +21,10 @@ TOPOLOGIES = {
 def test_sigkill_then_rerun_is_bit_identical(tmp_path, name):
     args = [*TOPOLOGIES[name], "rounds=6", "local_epochs=10"]
     proc = _start(*args, f"hydra.run.dir={tmp_path / 'killed'}")
-    _wait_for(lambda: _count_rows(tmp_path / "killed" / "metrics.csv") >= 2, proc)
-    time.sleep(0.05)
+    _wait_for(lambda: _checkpoint_round(tmp_path / "killed") >= 2, proc)
     _kill(proc)
-    done = torch.load(tmp_path / "killed" / "checkpoint" / "checkpoint.pt", weights_only=True)["round"]
-    assert 2 <= done < 6
+    done = _checkpoint_round(tmp_path / "killed")
+    assert 2 <= done < 6 and not (tmp_path / "killed" / "summary.json").exists()
     rerun = _start(*args, f"hydra.run.dir={tmp_path / 'killed'}")
     assert rerun.wait(timeout=300) == 0, rerun.stdout.read()[-3000:]
     run(compose_config(args, tmp_path / "whole"))
