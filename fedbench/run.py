@@ -49,9 +49,11 @@ class RunResult:
 def run(cfg: DictConfig) -> RunResult:
     """Run one experiment end to end (or continue it from a checkpoint); bad config raises
     ConfigError before any training and before anything on disk is touched. The ``paradigm``
-    group's ``runner`` does the work (the federated round loop, or a lightning.Trainer baseline)."""
+    group's ``runner`` does the work (the federated round loop, or a lightning.Trainer baseline), unless the
+    backend names a runner of its own (``backend=fedml``: FedML's simulators run the whole experiment)."""
     validate_knobs(cfg)
-    processes, threads = launch.plan(cfg.backend)
+    own = "runner" in cfg.backend  # such a backend starts its own processes: no forked ranks here
+    processes, threads = (0, None) if own else launch.plan(cfg.backend)
     out = Path(cfg.output_dir)
     config = OmegaConf.to_container(cfg, resolve=True)
     if os.environ.get("FEDBENCH_FORKED"):  # a forked rank: the parent holds the folder's lock
@@ -68,7 +70,7 @@ def run(cfg: DictConfig) -> RunResult:
 def _run_here(cfg: DictConfig, threads: int | None) -> RunResult:
     if threads:
         torch.set_num_threads(threads)
-    return build_part(cfg.runner)(cfg)
+    return build_part(cfg.backend.runner if "runner" in cfg.backend else cfg.runner)(cfg)
 
 
 def train_federated(cfg: DictConfig) -> RunResult:

@@ -1,0 +1,198 @@
+"""``backend=fedml``: the run's experiment trained by FedML 0.9.6's own simulator, reported as fedbench's.
+
+fedbench checks the config (:mod:`.translate`), builds the data, partition and initial model exactly as
+the other backends do (same seed, same split, same initialisation), hands them to FedML
+(:mod:`.handoff`), runs ``env/driver.py`` in FedML's isolated environment (:mod:`.environment`) — one
+process (``mode=sp``) or ``mpirun`` with FedML's server and one process per client of a round
+(``mode=mpi``) — and turns FedML's per-round log into fedbench's ``metrics.csv`` / ``summary.json`` while
+it runs, so reports, sweeps, SLURM grids and resume-by-skip treat it like any other run.
+
+What is identical to ``backend=inprocess``: data, partition, initial parameters, the clients of each round,
+local epochs, batch size, learning rate, the FedProx term, weighted averaging and the test set. What is
+not: the order in which a client visits its batches (FedML's DataLoader shuffle versus fedbench's
+per-(seed, round, client) permutation), so the curves agree within a tolerance, not bit for bit. The
+``train_loss`` column is FedML's: the aggregated model's loss on all training data after the round
+(fedbench's other backends report the clients' mean local training loss).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import math
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from fedbench import records, status
+from fedbench.backends.fedml import environment, handoff
+from fedbench.backends.fedml.translate import check, processes
+from fedbench.build import build_part, build_task
+from fedbench.hardware import hardware
+from fedbench.metrics import summarize, with_cumulative
+from fedbench.params import nbytes
+from fedbench.sampling import clients_per_round
+from fedbench.validate import validate_sizes
+
+log = logging.getLogger("fedbench")
+POLL_S = 0.5
+
+
+def train_fedml(cfg: DictConfig) -> Any:
+    """Run ``cfg`` through FedML; returns fedbench's RunResult (server/client states stay with FedML)."""
+    from fedbench.run import RunResult, run_callbacks
+
+    check(cfg)
+    out = Path(cfg.output_dir)
+    config = OmegaConf.to_container(cfg, resolve=True)
+    if (out / "summary.json").exists() and status.is_done(out) and _finished_rows(out, cfg.rounds):
+        log.info("%s already finished %d rounds through FedML; skipping", out, cfg.rounds)
+        return RunResult(out, _read_rows(out), json.loads((out / "summary.json").read_text()), {}, {})
+    data = build_part(cfg.dataset)
+    validate_sizes(cfg.num_clients, len(data.y_train))
+    parts = build_part(cfg.partitioner)(data.train_labels, cfg.num_clients, cfg.seed, data.groups)
+    task = build_task(cfg, data)
+    env, build_s = environment.ensure(cfg.backend.env_dir)
+    records.write_once(out, cfg)
+    status.write(out, "running", resumed_after=0)
+    (out / "summary.json").unlink(missing_ok=True)
+    threads = cfg.backend.threads or (1 if cfg.backend.mode == "mpi" else 0)
+    folder = out / "fedml"
+    handoff.write(folder, cfg, data, parts, task.model, threads)
+    per_client = nbytes(task.model.state_dict())
+    rows: list[dict[str, Any]] = []
+    callbacks = run_callbacks(cfg, out, config, [])
+    log.info("FedML %s (%s, %d process%s) on %s: %s, %d clients, %d rounds -> %s", environment.VERSION,
+             cfg.backend.mode, processes(cfg), "es" if processes(cfg) > 1 else "", data.name,
+             cfg.algorithm._target_.rsplit(".", 1)[-1], cfg.num_clients, cfg.rounds, out)
+    pending: dict[int, dict[str, Any]] = {}
+    times: list[float] = []
+    launched = time.time()
+
+    def consume(entries: list[dict[str, Any]]) -> int:
+        if not times and (entries or (folder / "started").exists()):
+            times.append(_started(folder, launched))  # round 1's wall time counts from FedML's start
+        return _emit(cfg, entries, pending, rows, times, callbacks, per_client)
+
+    try:
+        _run_fedml(cfg, env, folder, consume)
+        if len(rows) != cfg.rounds:
+            raise RuntimeError(f"FedML finished but logged {len(rows)} of {cfg.rounds} rounds' metrics "
+                               f"(see {folder / 'fedml.log'})")
+    except BaseException as err:
+        status.write(out, "failed", error=f"{type(err).__name__}: {err}")
+        raise
+    started = _started(folder, math.nan)
+    handoff.remove_bulk(folder)
+    extra = {"algorithm": cfg.algorithm._target_.rsplit(".", 1)[-1], "status": "finished", "diverged": False,
+             "stopped_early": False, "num_train": len(data.y_train), "hardware": hardware(processes(cfg)),
+             "dataset": data.name, "num_params": sum(p.numel() for p in task.model.parameters()), "topology": "star",
+             "backend": "fedml", "fedml": {"version": environment.VERSION, "mode": cfg.backend.mode,
+                                           "processes": processes(cfg), "startup_s": started - launched,
+                                           "env_build_s": build_s, "env": str(env)},
+             "output_dir": str(out), "config": config}
+    summary = summarize(rows, cfg.target_accuracy, extra)
+    callbacks.on_run_end(summary)
+    status.write(out, "finished", rounds=len(rows))
+    log.info("done: final accuracy %s, best %s (round %s)", summary["final_accuracy"], summary["best_accuracy"],
+             summary["best_round"])
+    return RunResult(out, rows, summary, {}, {})
+
+
+def _command(cfg: DictConfig, env: Path, folder: Path) -> list[str]:
+    python = [str(environment.python(env)), "-W", "ignore", str(environment.DRIVER), str(folder)]
+    if cfg.backend.mode == "sp":
+        return python
+    return [str(environment.mpirun(env)), "--oversubscribe", "-np", str(processes(cfg)), *python]
+
+
+def _run_fedml(cfg: DictConfig, env: Path, folder: Path, on_entries) -> None:
+    """Start FedML, feed its round records to ``on_entries`` as they appear, raise if it fails."""
+    logfile = folder / "fedml.log"
+    child_env = {**os.environ, "OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1",
+                 "PYTHONNOUSERSITE": "1", "PATH": f"{env / 'bin'}:{os.environ.get('PATH', '')}"}
+    child_env.pop("PYTHONPATH", None)  # fedbench's packages must not leak into FedML's environment
+    rounds_file, seen = folder / "rounds.jsonl", 0
+    with logfile.open("w") as logf:
+        proc = subprocess.Popen(_command(cfg, env, folder), stdout=logf, stderr=subprocess.STDOUT, env=child_env,
+                                start_new_session=True)
+        try:
+            while True:
+                done = proc.poll() is not None
+                seen += on_entries(_new_lines(rounds_file, seen))
+                if done:
+                    break
+                time.sleep(POLL_S)
+        except BaseException:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            raise
+    if proc.returncode != 0 or not (folder / "finished").exists():
+        tail = logfile.read_text(errors="replace")[-3000:]
+        raise RuntimeError(f"FedML exited with code {proc.returncode} before finishing (log: {logfile}):\n{tail}")
+
+
+def _new_lines(path: Path, seen: int) -> list[dict[str, Any]]:
+    """Complete JSON lines of ``path`` after the first ``seen``."""
+    if not path.exists():
+        return []
+    lines = path.read_text().split("\n")[:-1]  # the last piece may be a line still being written
+    return [json.loads(line) for line in lines[seen:]]
+
+
+def _emit(cfg: DictConfig, entries: list[dict[str, Any]], pending: dict[int, dict[str, Any]],
+          rows: list[dict[str, Any]], times: list[float], callbacks, per_client: int) -> int:
+    """Turn FedML's per-metric records into fedbench rows: a round's row is complete once its test
+    accuracy and loss and the training loss were logged (``times`` starts with FedML's start time and
+    gets each row's log time). Returns how many records it consumed."""
+    for entry in entries:
+        pending.setdefault(int(entry["round"]), {}).update(entry)
+    m = clients_per_round(cfg.num_clients, cfg.client_fraction)
+    while {"Test/Acc", "Test/Loss", "Train/Loss"} <= set(pending.get(len(rows), {})):
+        got = pending.pop(len(rows))
+        row = {"round": len(rows) + 1, "test_accuracy": got["Test/Acc"], "test_loss": got["Test/Loss"],
+               "train_loss": got["Train/Loss"], "clients": m, "steps": math.nan,
+               "messages_up": m, "messages_down": m, "bytes_up": m * per_client, "bytes_down": m * per_client,
+               "compute_s": math.nan, "aggregate_s": math.nan, "eval_s": math.nan, "comm_s": math.nan,
+               "idle_s": math.nan, "comm_sim_s": math.nan, "sim_round_s": math.nan, "wall_s": got["t"] - times[-1],
+               "train_accuracy": got.get("Train/Acc", math.nan)}
+        rows.append(with_cumulative(row, rows[-1] if rows else None))
+        times.append(got["t"])
+        callbacks.on_round_end(rows[-1], {}, {})
+        log.info("round %d/%d  acc %.4f  test_loss %.4f  train_loss %.4f  %.2fs (FedML %s)", row["round"],
+                 cfg.rounds, row["test_accuracy"], row["test_loss"], row["train_loss"], row["wall_s"],
+                 cfg.backend.mode)
+    return len(entries)
+
+
+def _started(folder: Path, default: float) -> float:
+    """When FedML's driver began training (after its imports), or ``default`` before that."""
+    path = folder / "started"
+    return json.loads(path.read_text())["t"] if path.exists() else default
+
+
+def _finished_rows(out: Path, rounds: int) -> bool:
+    return len(_read_rows(out)) >= rounds
+
+
+def _read_rows(out: Path) -> list[dict[str, Any]]:
+    """metrics.csv's rows with numbers as numbers (a skipped, finished run's history)."""
+    path = out / "metrics.csv"
+    if not path.exists():
+        return []
+    with path.open() as f:
+        return [{k: _number(v) for k, v in row.items()} for row in csv.DictReader(f)]
+
+
+def _number(text: str) -> Any:
+    try:
+        value = float(text)
+    except ValueError:
+        return text
+    return int(value) if value.is_integer() and "." not in text and "e" not in text.lower() else value
