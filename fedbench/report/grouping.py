@@ -64,6 +64,8 @@ def group_values(run: RunRecord, keys: Sequence[str]) -> dict[str, Any]:
     for key in keys:
         if key in ("algorithm._target_", "algorithm.name") and run.summary.get("algorithm"):
             out["algorithm"] = run.summary["algorithm"]
+        elif key == "backend._target_" and run.summary.get("backend"):  # backend=fedml has no _target_
+            out["backend"] = run.summary["backend"]
         else:
             out[_name(key)] = _short(key, flat.get(key))
     return out

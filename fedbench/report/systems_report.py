@@ -84,7 +84,7 @@ def write_report(runs: Sequence[RunRecord], problems: Sequence[RunRecord], out: 
              "analytic totals use P parameters of 4 bytes. The network model adds `comm_sim_s` per round "
              "(latency + size / bandwidth for the configured collective).", "",
              img("accuracy_vs_bytes", "accuracy vs bytes"), "", img("time_breakdown", "time breakdown"), ""]
-    for section in (S.topologies, S.compression, S.robustness, S.privacy, S.pipeline):
+    for section in (S.backends, S.topologies, S.compression, S.robustness, S.privacy, S.pipeline):
         text += section(runs, groups, metrics, out, figs, img)
     extra = A.extra_columns(metrics)
     if extra:
@@ -130,7 +130,9 @@ def _setup(runs: Sequence[RunRecord], keys: Sequence[str]) -> str:
     flat = [flatten(r.summary.get("config", {})) for r in runs]
     rows = []
     for key in SETUP_KEYS:
-        values = sorted({str(f.get(key)).rsplit(".", 1)[-1] if key.endswith("_target_") else str(f.get(key)) for f in flat})
+        values = sorted({str(r.summary["backend"]) if key == "backend._target_" and r.summary.get("backend") else
+                         str(f.get(key)).rsplit(".", 1)[-1] if key.endswith("_target_") else str(f.get(key))
+                         for r, f in zip(runs, flat)})
         rows.append([key.removesuffix("._target_"), ", ".join(values) + (" (varied)" if len(values) > 1 else "")])
     rows.append(["parameters", ", ".join(sorted({str(r.summary.get("num_params")) for r in runs}))])
     rows.append(["training examples", ", ".join(sorted({str(r.summary.get("num_train")) for r in runs}))])
