@@ -94,6 +94,14 @@ def test_fedavg_through_fedml_sp_tracks_the_inprocess_run(tmp_path, fedml_env):
     # the same folder again: a finished run is skipped (resume-by-skip, as with every backend)
     again = run(compose_config([*SHARED, "backend=fedml"], tmp_path / "fedml"))
     assert [r["test_accuracy"] for r in again.rows] == b
+    # one report compares the backends: a Backends section with the gap to the in-process curve
+    from fedbench.report.__main__ import main as report
+
+    report([str(tmp_path / "inprocess"), str(tmp_path / "fedml"), "--out", str(tmp_path / "report")])
+    text = (tmp_path / "report" / "systems_report.md").read_text()
+    row = next(line for line in text.splitlines() if line.startswith("| backend=fedml | fedml | 1 |"))
+    gap = float(row.rstrip(" |").rsplit("|", 1)[-1])
+    assert gap == pytest.approx(max(abs(x - y) for x, y in zip(a, b)), abs=1e-4)
 
 
 @pytest.mark.slow

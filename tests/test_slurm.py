@@ -67,6 +67,31 @@ def test_grid_runs_through_submitit_slurm(slurm_cluster, tmp_path):
 
 @pytest.mark.slurm
 @pytest.mark.slow
+def test_a_grid_over_backends_runs_fedml_through_submitit_slurm_and_skips_finished_jobs(slurm_cluster, tmp_path):
+    from fedbench.backends.fedml import environment
+
+    try:
+        environment.ensure()  # built once here; the SLURM jobs reuse it
+    except environment.FedMLEnvironmentError as err:
+        pytest.skip(f"FedML's environment cannot be built here: {err}")
+    args = ["-m", "backend=inprocess,fedml", "hydra/launcher=submitit_slurm", "rounds=2", "local_epochs=1",
+            "hydra.launcher.cpus_per_task=1", "hydra.launcher.mem_gb=4", "hydra.launcher.timeout_min=10",
+            f"hydra.sweep.dir={tmp_path}"]
+    proc = _cli(*args, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    summaries = {s["backend"]: s for s in (json.loads(p.read_text()) for p in tmp_path.glob("*/summary.json"))}
+    assert sorted(summaries) == ["fedml", "inprocess"]
+    assert summaries["fedml"]["rounds_completed"] == 2 and summaries["fedml"]["fedml"]["mode"] == "sp"
+    assert abs(summaries["fedml"]["final_accuracy"] - summaries["inprocess"]["final_accuracy"]) < 0.1
+    again = _cli(*args, cwd=ROOT)  # the same grid again: both jobs are finished and skipped
+    assert again.returncode == 0, again.stderr[-4000:]
+    logs = "".join(p.read_text(errors="replace") for p in [*tmp_path.glob("*/*.log"), *tmp_path.glob(".submitit/*/*")]
+                   if p.is_file() and p.suffix in (".log", ".out", ".err"))
+    assert "already finished 2 rounds through FedML; skipping" in logs
+
+
+@pytest.mark.slurm
+@pytest.mark.slow
 def test_srun_two_tasks_match_inprocess(slurm_cluster, tmp_path):
     """backend=ddp with rank/world from SLURM_PROCID/SLURM_NTASKS (srun -n 2) equals in-process."""
     from tests.test_ddp import assert_matches_inprocess
