@@ -20,7 +20,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 from fedbench.config import check_added_keys
-from fedbench.errors import ConfigError
+from fedbench.errors import ConfigError, SetupError
 
 log = logging.getLogger("fedbench")
 FAILURE_FILE = "failure.json"
@@ -78,6 +78,8 @@ def guarded(cfg: DictConfig) -> float | None:
         return _stop(cfg, err, "", 3, multirun)
     except ConfigError as err:
         return _stop(cfg, err, "invalid configuration: ", 2, multirun)
+    except SetupError as err:
+        return _stop(cfg, err, "cannot run here: ", 4, multirun)
     except Exception as err:  # noqa: BLE001 - in a sweep, record it and go on with the next job
         if not multirun:
             raise

@@ -9,6 +9,11 @@ class ConfigError(ValueError):
     """A config value is invalid. The message names the field and what is allowed."""
 
 
+class SetupError(RuntimeError):
+    """The config is valid but this machine cannot provide what it needs (e.g. FedML's isolated environment
+    cannot be built). The message says what is missing and how to get it."""
+
+
 def require(ok: bool, field: str, allowed: str, got: Any) -> None:
     """Raise ConfigError ``"<field> must be <allowed> (got <got>)"`` unless ``ok``."""
     if not ok:

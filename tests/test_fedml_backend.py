@@ -117,3 +117,11 @@ def test_fedml_mpi_runs_a_server_and_two_client_processes(tmp_path, fedml_env):
     a = [r["test_accuracy"] for r in ours.rows]
     b = [r["test_accuracy"] for r in theirs.rows]
     assert all(math.isfinite(v) for v in b) and abs(a[-1] - b[-1]) <= 0.03, (a, b)
+
+
+def test_an_environment_that_cannot_be_built_is_a_clear_error_before_anything_is_written(tmp_path, monkeypatch):
+    monkeypatch.setenv("UV", "/bin/false")  # a uv that fails, as one without a package index would
+    cfg = compose_config(["backend=fedml", f"backend.env_dir={tmp_path / 'env'}", "rounds=2"], tmp_path / "run")
+    with pytest.raises(environment.FedMLEnvironmentError, match="needs the package index"):
+        run(cfg)
+    assert not (tmp_path / "run" / "metrics.csv").exists() and not (tmp_path / "run" / "status.json").exists()

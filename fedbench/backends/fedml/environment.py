@@ -20,6 +20,8 @@ import subprocess
 import time
 from pathlib import Path
 
+from fedbench.errors import SetupError
+
 log = logging.getLogger("fedbench")
 
 PROJECT = Path(__file__).parent / "env"
@@ -28,7 +30,7 @@ VERSION = "0.9.6"
 STAMP = ".fedbench-ready.json"
 
 
-class FedMLEnvironmentError(RuntimeError):
+class FedMLEnvironmentError(SetupError):
     """FedML's environment could not be built (no network, no uv, no suitable Python)."""
 
 
