@@ -102,9 +102,12 @@ def build(cfg: DictConfig) -> Experiment:
     dp = (threat.privacy.clip, threat.privacy.noise_multiplier) if local_dp else None
     plan = ClientPlan(cfg.batch_size, cfg.seed, cfg.lr, dp)
     speeds = speed_factors(cfg.num_clients, cfg.seed, cfg.client_speed.sigma, cfg.client_speed.factors)
-    return Experiment(data, parts, client_data, task, algorithm, backend, plan, network, speeds,
-                      bool(cfg.task.get("local_buffers", False)), topology, cfg.client_speed.step_time_s,
-                      build_channel(cfg.compressor, cfg.seed, [tuple(p.shape) for p in task.parameters()]), threat)
+    exp = Experiment(data, parts, client_data, task, algorithm, backend, plan, network, speeds,
+                     bool(cfg.task.get("local_buffers", False)), topology, cfg.client_speed.step_time_s,
+                     build_channel(cfg.compressor, cfg.seed, [tuple(p.shape) for p in task.parameters()]), threat)
+    if backend.check is not None:  # e.g. backend=vectorized refuses what it cannot run, before any round
+        backend.check(exp)
+    return exp
 
 
 def build_task(cfg: DictConfig, data: FederatedData) -> LightningModule:

@@ -84,7 +84,10 @@ def local_work(exp: Experiment, work: Workload, r: int, clients: Sequence[int], 
         return run_client(exp.task, exp.algorithm, exp.plan, exp.client_data[c], model, states[c], c, r,
                           work.epochs[c], buffers)
 
-    results = exp.backend.map(job, list(clients))
+    if exp.backend.train_many is not None:  # backend=vectorized: the clients train at once
+        results = exp.backend.train_many(exp, work.epochs, r, list(clients), start, states)
+    else:
+        results = exp.backend.map(job, list(clients))
     attack = exp.threat.attack
     if attack is not None and attack.poison is not None:
         results = poison_results(attack, exp.threat.byzantine, results, start, r, exp.algorithm.work == "gradient")

@@ -26,7 +26,9 @@ class Backend:
     work), ``wait_s`` (idle at the barrier, waiting for the slowest rank) and ``comm_s`` (the
     collective that exchanges the results). ``agree(flag)`` returns rank 0's ``flag`` on every rank.
     ``close()`` releases what the backend set up (a run calls it when it ends, so the next job of a
-    Hydra multirun in the same process starts clean).
+    Hydra multirun in the same process starts clean). A backend that trains many clients at once
+    (``backend=vectorized``) sets ``train_many(exp, epochs, round, clients, start, states)``, which replaces
+    ``map`` for local training, and ``check(exp)``, which ``build`` calls to refuse what it cannot run.
     """
 
     name: str
@@ -36,6 +38,8 @@ class Backend:
     agree: Callable[[bool], bool] = _same
     rank_times: list[dict[str, Any]] = field(default_factory=list)
     close: Callable[[], None] = _nothing
+    train_many: Callable[..., list] | None = None
+    check: Callable[[Any], None] | None = None
 
     @property
     def is_main(self) -> bool:
