@@ -31,3 +31,15 @@ class UserTask(L.LightningModule):
     def configure_optimizers(self):
         opt = torch.optim.SGD(self.parameters(), lr=self.lr)
         return [opt], [torch.optim.lr_scheduler.StepLR(opt, step_size=1, gamma=self.gamma)]
+
+
+class BranchingTask(UserTask):
+    """A training_step with a data-dependent Python branch (``.item()``): fine in a loop, not under vmap."""
+
+    def training_step(self, batch, batch_idx):
+        x, y = batch
+        loss = F.cross_entropy(self.model(x), y)
+        return loss * 0.5 if loss.item() > 100 else loss
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=self.lr)

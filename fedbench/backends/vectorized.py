@@ -14,7 +14,8 @@ A task qualifies when its ``configure_optimizers`` returns plain SGD (one param 
 dampening) with no scheduler or an ``interval="round"`` one, its model has no buffers (BatchNorm) and no
 dropout (per-client random masks would not match the sequential run), and its ``training_step`` works under
 ``vmap`` (pure tensor code: no ``.item()``, no data-dependent Python branches). Anything else is refused
-with the reason before the first round.
+with the reason before the first round. The task's ``self.log`` values are not recorded (they would be
+batched tensors); the train loss column is.
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ from __future__ import annotations
 import math
 import os
 import time
-from typing import Any, Callable, Sequence
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -35,6 +37,22 @@ from fedbench.local import batches, gradient
 from fedbench.local_optim import configure, round_rates
 from fedbench.seeding import torch_generator
 from fedbench.validate import is_int
+
+
+class _Discard:
+    """Stands in for Lightning's logger while vmapped: ``self.log`` values are batched tensors, not recorded."""
+
+    def log_dict(self, metrics: dict, step: int | None = None) -> None:
+        return None
+
+
+@contextmanager
+def _no_logging(task: nn.Module) -> Iterator[None]:
+    before, task._fabric = task._fabric, _Discard()
+    try:
+        yield
+    finally:
+        task._fabric = before
 
 
 class _Step(nn.Module):
@@ -106,7 +124,8 @@ def check(exp: Any) -> None:
     b = len(y) if exp.plan.batch_size is None else min(exp.plan.batch_size, len(y))
     params = {k: v.detach().unsqueeze(0).expand(2, *v.shape).clone() for k, v in _named(task).items()}
     try:
-        _grads(task, None, None, True)(params, x[:b].expand(2, *x[:b].shape), y[:b].expand(2, *y[:b].shape), {})
+        with _no_logging(task):
+            _grads(task, None, None, True)(params, x[:b].expand(2, *x[:b].shape), y[:b].expand(2, *y[:b].shape), {})
     except Exception as err:  # the reason vmap gives (e.g. .item() on a batched tensor)
         raise ConfigError(f"backend=vectorized: the task's training_step cannot run under torch.func.vmap "
                           f"({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}); make it pure "
@@ -194,7 +213,8 @@ def train_chunk(exp: Any, epochs: dict[int, int], r: int, clients: list[int], st
             args = (params, torch.stack(xs), torch.stack(ys), cs)
             if not shared:
                 args += ({k: torch.stack([_tensors(starts[i])[k] for i in members]) for k in _tensors(starts[members[0]])},)
-            g, task_loss = grads_of(*args)
+            with _no_logging(task):
+                g, task_loss = grads_of(*args)
             d = torch.cat([g[name].reshape(len(members), -1) for name, _, _ in shapes], dim=1)
             if sgd["weight_decay"]:
                 d = d.add(w, alpha=sgd["weight_decay"])
