@@ -8,6 +8,8 @@ from typing import Any
 
 import torch
 
+from fedbench import threads
+
 
 def _cpu_model() -> str:
     try:
@@ -20,11 +22,13 @@ def _cpu_model() -> str:
 
 
 def hardware(world_size: int = 1) -> dict[str, Any]:
-    """Host, CPU model and cores, torch threads, GPUs, versions and the run's process count."""
+    """Host, CPU model and cores, torch threads and the CPU limits they were chosen from (affinity, SLURM,
+    cgroup quota; :mod:`fedbench.threads`), GPUs, versions and the run's process count."""
     affinity = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     return {
         "host": platform.node(), "cpu": _cpu_model(), "cpu_count": os.cpu_count(), "usable_cores": affinity,
-        "torch_threads": torch.get_num_threads(), "world_size": world_size,
+        "torch_threads": torch.get_num_threads(), "cpu_limits": threads.usable_cpus(), "local_ranks": threads.local_ranks(),
+        "world_size": world_size,
         "gpus": [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())],
         "python": platform.python_version(), "torch": torch.__version__, "platform": platform.platform(),
     }

@@ -29,6 +29,7 @@ from fedbench.local import evaluate
 from fedbench.metrics import rounds_to_target, summarize, with_cumulative
 from fedbench.params import get_buffers, get_flat
 from fedbench.runlock import run_folder_lock
+from fedbench.threads import default_threads
 from fedbench.threat_model import threat_summary
 from fedbench.validate import validate_knobs
 
@@ -54,6 +55,8 @@ def run(cfg: DictConfig) -> RunResult:
     validate_knobs(cfg)
     own = "runner" in cfg.backend  # such a backend starts its own processes: no forked ranks here
     processes, threads = (0, None) if own else launch.plan(cfg.backend)
+    if threads is None and not own:  # the CPUs this process may use, shared among this machine's ranks
+        threads = default_threads(processes or None)
     out = Path(cfg.output_dir)
     config = OmegaConf.to_container(cfg, resolve=True)
     if os.environ.get("FEDBENCH_FORKED"):  # a forked rank: the parent holds the folder's lock
