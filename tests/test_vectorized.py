@@ -30,7 +30,7 @@ def test_vectorized_equals_inprocess_on_clients_of_unequal_sizes(tmp_path, algor
 
 def test_chunks_of_two_equal_one_chunk_and_full_batches_work(tmp_path):
     # B = infinity (one full-batch step per epoch, every client a different batch size) in chunks of 2
-    assert_same(["algorithm=fedprox", *UNEQUAL, "batch_size=null"], tmp_path, "backend.chunk=2")
+    assert_same(["algorithm=fedprox", *UNEQUAL, "batch_size=null", "momentum=0.9"], tmp_path, "backend.chunk=2")
 
 
 @pytest.mark.parametrize("args", [

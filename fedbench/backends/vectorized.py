@@ -176,23 +176,31 @@ def _tensors(state: State) -> dict[str, Tensor]:
 
 def train_chunk(exp: Any, epochs: dict[int, int], r: int, clients: list[int], start: Callable[[int], State],
                 states: dict[int, State]) -> list[LocalResult]:
-    """Train ``clients`` at once; results in ``clients`` order."""
+    """Train ``clients`` at once; results in ``clients`` order.
+
+    The chunk's models live in one (k, P) tensor; each parameter is a (k, *shape) view into it, so the SGD step
+    updates the models in place (``torch._foreach_*`` over the parameters when every client takes the step,
+    ``index_add_`` on the rows of a smaller group) and no step copies the whole chunk."""
     t0 = time.perf_counter()
     task, alg, plan = exp.task, exp.algorithm, exp.plan
     sgd = _sgd(task)
     lr = round_rates(task, r)[0] if configure(task).scheduler is not None else sgd["lr"]
     starts = [start(c) for c in clients]
     shared = all(s is starts[0] for s in starts)
-    shapes = [(k, v.shape, v.numel()) for k, v in _named(task).items()]
+    k = len(clients)
     weights = torch.stack([s["params"] for s in starts])  # (k, P): the chunk's models
-    momentum: Tensor | None = None  # SGD's momentum buffers, created at each client's first step
-    fresh = torch.ones(len(clients), dtype=torch.bool)
+    views, off = {}, 0
+    for name, p in _named(task).items():
+        views[name] = weights[:, off:off + p.numel()].view(k, *p.shape)
+        off += p.numel()
+    # SGD's momentum buffers: zero before a client's first step, so the first step makes them d (as torch's SGD)
+    momentum = {n: torch.zeros_like(v) for n, v in views.items()} if sgd["momentum"] else {}
     plans = [list(batches(len(exp.client_data[c][1]), plan.batch_size, epochs[c], torch_generator(plan.seed, r, c, "batches")))
              for c in clients]
     start_grads = [gradient(task, s["params"], *exp.client_data[c], batch_size=None,
                             generator=torch_generator(plan.seed, r, c, "batches"), buffers=None)[0]
                    if alg.start_gradient else None for c, s in zip(clients, starts)]
-    loss_sum = torch.zeros(len(clients))
+    loss_sum = torch.zeros(k)
     grads_of = _grads(task, alg.local_loss, starts[0] if shared else None, shared)
     client_states = [_tensors(states[c]) for c in clients]
     for t in range(max((len(p) for p in plans), default=0)):
@@ -202,31 +210,36 @@ def train_chunk(exp: Any, epochs: dict[int, int], r: int, clients: list[int], st
                 idx = p[t][1]
                 groups.setdefault(len(exp.client_data[clients[i]][1]) if idx is None else len(idx), []).append(i)
         for members in groups.values():
-            rows = torch.tensor(members)
-            w = weights[rows]
-            params, off = {}, 0
-            for name, shape, n in shapes:
-                params[name] = w[:, off:off + n].reshape(len(members), *shape)
-                off += n
+            everyone = len(members) == k
+            rows = None if everyone else torch.tensor(members)
+            params = views if everyone else {n: v[rows] for n, v in views.items()}
             xs, ys = zip(*(_batch(exp.client_data[clients[i]], plans[i][t][1]) for i in members))
-            cs = {k: torch.stack([client_states[i][k] for i in members]) for k in client_states[members[0]]}
+            cs = {key: torch.stack([client_states[i][key] for i in members]) for key in client_states[members[0]]}
             args = (params, torch.stack(xs), torch.stack(ys), cs)
             if not shared:
-                args += ({k: torch.stack([_tensors(starts[i])[k] for i in members]) for k in _tensors(starts[members[0]])},)
+                args += ({key: torch.stack([_tensors(starts[i])[key] for i in members])
+                          for key in _tensors(starts[members[0]])},)
             with _no_logging(task):
-                g, task_loss = grads_of(*args)
-            d = torch.cat([g[name].reshape(len(members), -1) for name, _, _ in shapes], dim=1)
+                grads, task_loss = grads_of(*args)
+            names = list(views)
+            d = [grads[n] for n in names]
             if sgd["weight_decay"]:
-                d = d.add(w, alpha=sgd["weight_decay"])
+                torch._foreach_add_(d, [params[n] for n in names], alpha=sgd["weight_decay"])
             if sgd["momentum"]:
-                if momentum is None:
-                    momentum = torch.zeros_like(weights)
-                buf = torch.where(fresh[rows].unsqueeze(1), d, momentum[rows].mul(sgd["momentum"]).add(d))
-                momentum[rows] = buf
-                fresh[rows] = False
-                d = buf
-            weights[rows] = w.add(d, alpha=-lr)
-            loss_sum[rows] += task_loss.detach()
+                bufs = [momentum[n] if everyone else momentum[n][rows] for n in names]
+                torch._foreach_mul_(bufs, sgd["momentum"])
+                torch._foreach_add_(bufs, d)
+                if not everyone:
+                    for n, buf in zip(names, bufs):
+                        momentum[n].index_copy_(0, rows, buf)
+                d = bufs
+            if everyone:
+                torch._foreach_add_([views[n] for n in names], d, alpha=-lr)
+                loss_sum += task_loss.detach()
+            else:
+                for n, step in zip(names, d):
+                    views[n].index_add_(0, rows, step, alpha=-lr)
+                loss_sum.index_add_(0, rows, task_loss.detach())
     seconds = time.perf_counter() - t0
     total_steps = max(sum(len(p) for p in plans), 1)
     return [LocalResult(c, weights[i].clone(), len(exp.client_data[c][1]), len(plans[i]),
