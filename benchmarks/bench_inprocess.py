@@ -17,19 +17,21 @@ import json
 import logging
 import platform
 import statistics
+import sys
 import time
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from hydra import compose, initialize_config_dir
 
 from fedbench.build import build
 from fedbench.run import run
 from fedbench.sampling import sample_clients
-from fedbench.seeding import torch_generator
+from fedbench.seeding import derive_seed
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from plain_fedavg import local_sgd  # noqa: E402  (the same textbook client loop as bench_clients.py's)
 MNIST_ROOT = ROOT.parent / "shared" / "data"
 SETUPS = {
     "digits_2nn_default": [],
@@ -50,14 +52,8 @@ def plain_loop(cfg) -> float:
         for c in sample_clients(cfg.num_clients, cfg.client_fraction, cfg.seed, r):
             x, y = exp.client_data[c]
             torch.nn.utils.vector_to_parameters(x_global.clone(), params)
-            opt = torch.optim.SGD(params, lr=cfg.lr)
-            gen = torch_generator(cfg.seed, r, c, "batches")
-            for _ in range(cfg.local_epochs):
-                for idx in torch.randperm(len(y), generator=gen).split(cfg.batch_size):
-                    loss = F.cross_entropy(model(x[idx]), y[idx])
-                    opt.zero_grad(set_to_none=True)
-                    loss.backward()
-                    opt.step()
+            local_sgd(model, x, y, lr=cfg.lr, epochs=cfg.local_epochs, batch_size=cfg.batch_size,
+                      seed=derive_seed(cfg.seed, r, c, "batches"))
             results.append(torch.nn.utils.parameters_to_vector(params).detach().clone())
             weights.append(len(y))
         w = torch.tensor(weights, dtype=torch.float64)

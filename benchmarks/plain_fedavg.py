@@ -21,6 +21,19 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
 
+def local_sgd(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, *, lr: float, epochs: int, batch_size: int,
+              seed: int) -> None:
+    """One client's local epochs of plain SGD on cross-entropy, minibatches from a generator seeded with ``seed``."""
+    opt = torch.optim.SGD(model.parameters(), lr=lr)
+    gen = torch.Generator().manual_seed(seed)
+    for _ in range(epochs):
+        for idx in torch.randperm(len(y), generator=gen).split(batch_size):
+            loss = F.cross_entropy(model(x[idx]), y[idx])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+
+
 def main(handoff: str, out: str) -> None:
     plan = json.loads(open(f"{handoff}/plan.json").read())
     d = np.load(f"{handoff}/data.npz")
@@ -40,14 +53,8 @@ def main(handoff: str, out: str) -> None:
         for c in sampled:
             cx, cy = clients[c]
             torch.nn.utils.vector_to_parameters(global_w.clone(), params)  # (it makes params views of its input)
-            opt = torch.optim.SGD(params, lr=plan["lr"])
-            gen = torch.Generator().manual_seed(plan["batch_seeds"][str(r)][str(c)])
-            for _ in range(plan["epochs"]):
-                for idx in torch.randperm(len(cy), generator=gen).split(plan["batch_size"]):
-                    loss = F.cross_entropy(model(cx[idx]), cy[idx])
-                    opt.zero_grad(set_to_none=True)
-                    loss.backward()
-                    opt.step()
+            local_sgd(model, cx, cy, lr=plan["lr"], epochs=plan["epochs"], batch_size=plan["batch_size"],
+                      seed=plan["batch_seeds"][str(r)][str(c)])
             results.append(torch.nn.utils.parameters_to_vector(params).detach().clone())
             weights.append(len(cy))
         w = torch.tensor(weights, dtype=torch.float64)

@@ -162,7 +162,7 @@ def _train(cfg: DictConfig, exp: Experiment, out: Path, config: dict[str, Any], 
             break
         if stopped:
             break
-    extra = {"algorithm": exp.algorithm.name, "backend": exp.backend.name, "status": "diverged" if _diverged(cfg, rows) else "finished",
+    extra = {"algorithm": exp.algorithm.name, "backend": exp.backend.name, "device": exp.backend.device, "status": "diverged" if _diverged(cfg, rows) else "finished",
              "diverged": _diverged(cfg, rows), "stopped_early": stopped,
              "num_train": len(exp.data.y_train), "hardware": hardware(exp.backend.world_size), "dataset": exp.data.name,
              "num_params": state["server"]["params"].numel(), "topology": topology.name, **topology.summary(state),
