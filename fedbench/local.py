@@ -95,6 +95,31 @@ def _loss(task: LightningModule, x: Tensor, y: Tensor, idx: Tensor | None, step:
     return task_loss, total
 
 
+class FlatAlias:
+    """The task's parameters made views of one flat tensor for a client's local training, so an algorithm's local
+    loss term (FedProx, SCAFFOLD, FedDyn, FedADMM: a function of the flat parameter vector) reads them without a
+    concatenation per step; its gradient is taken on that flat tensor and added to the parameters' gradients
+    (the same sum the concatenated graph gave)."""
+
+    def __init__(self, task: LightningModule) -> None:
+        self.params = list(task.parameters())
+        self.flat = get_flat(task)
+        self.sizes = [p.numel() for p in self.params]
+        for p, part in zip(self.params, self.flat.split(self.sizes)):
+            p.data = part.view_as(p)
+
+    def add_grad(self, extra: ExtraLoss) -> None:
+        w = self.flat.detach().requires_grad_(True)
+        (g,) = torch.autograd.grad(extra(w), w)
+        for p, part in zip(self.params, g.split(self.sizes)):
+            if not p.requires_grad:
+                continue
+            if p.grad is None:
+                p.grad = part.view_as(p).clone()
+            else:
+                p.grad.add_(part.view_as(p))
+
+
 @dataclass(frozen=True)
 class DPSGD:
     """Sample-level DP-SGD settings for one client's local training (opacus)."""
@@ -131,6 +156,7 @@ def train(task: LightningModule, start: Tensor, x: Tensor, y: Tensor, *, epochs:
     """Run local training from ``start`` with the task's optimizer and scheduler (through DP-SGD with ``dp``)."""
     load(task, start, buffers)
     task.train()
+    alias = FlatAlias(task) if extra_loss is not None and dp is None else None
     plan = configure(task)
     if plan.scheduler is not None and plan.interval == "round":
         for group, lr in zip(plan.optimizer.param_groups, round_rates(task, round_)):
@@ -143,9 +169,11 @@ def train(task: LightningModule, start: Tensor, x: Tensor, y: Tensor, *, epochs:
                 epoch_done = epoch
                 if epoch % plan.frequency == 0:
                     plan.scheduler.step()
-            task_loss, total = _loss(task, x, y, idx, steps, extra_loss)
+            task_loss, total = _loss(task, x, y, idx, steps, None if alias else extra_loss)
             optimizer.zero_grad(set_to_none=True)
             total.backward()
+            if alias is not None:
+                alias.add_grad(extra_loss)
             rates.append(optimizer.param_groups[0]["lr"])
             optimizer.step()
             steps += 1

@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Callable, Sequence
+from dataclasses import replace
+from typing import Any, Callable, Sequence
 
 import torch
 import torch.distributed as dist
 
+from fedbench.algorithms.base import LocalResult
 from fedbench.backends import Backend
 from fedbench.errors import require, require_choice
 
@@ -42,8 +44,49 @@ def _init(backend: str) -> bool:
     os.environ.setdefault("MASTER_PORT", "29500")
     if backend == "auto":
         backend = "nccl" if torch.cuda.is_available() and torch.cuda.device_count() > 0 else "gloo"
+    if backend == "nccl":  # one GPU per local rank
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", rank % torch.cuda.device_count())))
     dist.init_process_group(backend, rank=rank, world_size=world)
     return True
+
+
+TENSOR_FIELDS = ("params", "grad", "buffers")
+
+
+def exchange(mine: dict[int, Any], world: int) -> dict[int, Any]:
+    """Every rank's results on every rank. Local results travel as tensors: their flat parameter vectors (and
+    gradients, buffers) with ``all_gather`` on one padded (clients, P) tensor per field, on the GPU with NCCL; only
+    the small rest (ids, counts, losses, logged values) is pickled. Other results are pickled whole."""
+    if not all(isinstance(r, LocalResult) for r in mine.values()):
+        gathered: list[dict | None] = [None] * world
+        dist.all_gather_object(gathered, mine)
+        return {c: res for part in gathered for c, res in part.items()}
+    light = {c: replace(r, **{f: None for f in TENSOR_FIELDS}) for c, r in mine.items()}
+    shapes = {c: {f: (getattr(r, f).numel(), getattr(r, f).dtype) for f in TENSOR_FIELDS if getattr(r, f) is not None}
+              for c, r in mine.items()}
+    parts: list[Any] = [None] * world
+    dist.all_gather_object(parts, (light, shapes))
+    merged = {c: res for part, _ in parts for c, res in part.items()}
+    sizes = {c: sh for _, part in parts for c, sh in part.items()}
+    device = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else torch.device("cpu")
+    rows = max(len(part) for part, _ in parts)
+    for f in TENSOR_FIELDS:
+        kinds = {sh[f] for sh in sizes.values() if f in sh}
+        if not kinds:
+            continue
+        if len(kinds) != 1 or any(f not in sh for sh in sizes.values()):
+            raise RuntimeError(f"ddp: clients' {f} differ in presence or size ({kinds}); cannot gather them as one tensor")
+        (n, dtype), = kinds
+        local = torch.zeros(rows, n, dtype=dtype, device=device)
+        for i, c in enumerate(mine):
+            local[i] = getattr(mine[c], f).to(device)
+        out = [torch.empty_like(local) for _ in range(world)]
+        dist.all_gather(out, local)
+        for (part, _), block in zip(parts, out):
+            block = block.cpu()
+            for i, c in enumerate(part):
+                merged[c] = replace(merged[c], **{f: block[i].clone()})
+    return merged
 
 
 def ddp(backend: str = "auto", workers: int | None = None, threads: int | None = None) -> Backend:
@@ -68,13 +111,11 @@ def ddp(backend: str = "auto", workers: int | None = None, threads: int | None =
         t1 = time.perf_counter()
         dist.barrier()  # idle time: waiting for the slowest rank
         t2 = time.perf_counter()
-        gathered: list[dict | None] = [None] * world
-        dist.all_gather_object(gathered, mine)
+        merged = exchange(mine, world)
         t3 = time.perf_counter()
         timing: list = [None] * world
         dist.all_gather_object(timing, (t1 - t0, t2 - t1, t3 - t2))
         times[:] = [{"rank": i, "compute_s": a, "wait_s": b, "comm_s": c} for i, (a, b, c) in enumerate(timing)]
-        merged = {c: res for part in gathered for c, res in part.items()}
         return [merged[c] for c in clients]
 
     def agree(flag: bool) -> bool:
