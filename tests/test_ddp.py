@@ -45,9 +45,8 @@ def test_torchrun_two_processes_match_inprocess(tmp_path, algorithm):
 def assert_matches_inprocess(args: list[str], ddp_dir: Path, ref_dir: Path) -> None:
     """Per-round accuracy and final parameters of a distributed run equal an in-process run's (1e-5)."""
     threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # each rank runs with OMP_NUM_THREADS=1: same float reduction order
-    try:
-        ref = run(compose_config(args, ref_dir))
+    try:  # each rank runs with one thread: the same float reduction order
+        ref = run(compose_config([*args, "backend.threads=1"], ref_dir))
     finally:
         torch.set_num_threads(threads)
     with (ddp_dir / "metrics.csv").open() as f:

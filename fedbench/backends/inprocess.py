@@ -7,8 +7,13 @@ import time
 from fedbench.backends import Backend
 
 
-def inprocess() -> Backend:
-    """Sequential clients; the reference every other backend must match."""
+def inprocess(threads: int | None = None) -> Backend:
+    """Sequential clients; the reference every other backend must match.
+
+    Args:
+        threads: torch intra-op threads (null: the CPUs this process may use, :mod:`fedbench.threads`); ``run``
+            applies it before the backend is built.
+    """
     times: list = []
 
     def run_map(job, clients):

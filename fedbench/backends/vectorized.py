@@ -81,7 +81,8 @@ def resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
-def vectorized(chunk: int | str = "auto", memory_fraction: float = 0.25, device: str = "auto") -> Backend:
+def vectorized(chunk: int | str = "auto", memory_fraction: float = 0.25, device: str = "auto",
+               threads: int | None = None) -> Backend:
     """Clients trained ``chunk`` at a time with ``torch.func.vmap``.
 
     Args:
@@ -90,6 +91,7 @@ def vectorized(chunk: int | str = "auto", memory_fraction: float = 0.25, device:
         memory_fraction: the share of free memory ``auto`` may plan for.
         device: where the chunk trains: ``auto`` (the GPU when there is one), ``cpu``, ``cuda``, ``cuda:N``. The
             clients' data is copied there once; the trained models come back to the CPU for aggregation.
+        threads: torch intra-op threads (null: the CPUs this process may use); applied by ``run``.
     """
     require(chunk == "auto" or (is_int(chunk) and chunk >= 1), "backend.chunk", "auto or an integer >= 1", chunk)
     dev = resolve_device(device)
