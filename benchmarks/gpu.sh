@@ -13,9 +13,12 @@ WHEELS=.device-wheels
 
 if [ "${1:-}" = "--download-wheels" ]; then
   py=${2:-3.11}
+  locked() { awk -v n="$1" '$0 == "name = \"" n "\"" {getline; gsub(/version = |"/, ""); print; exit}' uv.lock; }
   pip download --only-binary=:all: --no-deps --dest "$WHEELS" --python-version "$py" \
     --platform manylinux2014_x86_64 --platform any \
-    hydra-core omegaconf "antlr4-python3-runtime==4.9.3" submitit PyYAML
+    "hydra-core==$(locked hydra-core)" "omegaconf==$(locked omegaconf)" "submitit==$(locked submitit)" \
+    "PyYAML==$(locked pyyaml)" "cloudpickle==$(locked cloudpickle)"
+  pip wheel --no-deps --wheel-dir "$WHEELS" "antlr4-python3-runtime==4.9.3"   # sdist only: a pure-Python wheel
   exit 0
 fi
 
