@@ -156,8 +156,9 @@ def check(exp: Any) -> None:
                           "tensor code or use backend=inprocess") from None
 
 
-def _sgd(task: nn.Module) -> dict[str, float]:
-    """The task's SGD settings; anything but plain SGD with one param group is refused."""
+def _sgd(task: nn.Module) -> dict[str, Any]:
+    """The task's SGD settings (and whether a round scheduler sets the rate); anything but plain SGD with one
+    param group is refused."""
     plan = configure(task)
     opt = plan.optimizer
     if type(opt) is not torch.optim.SGD or len(opt.param_groups) != 1:
@@ -170,7 +171,8 @@ def _sgd(task: nn.Module) -> dict[str, float]:
     if plan.scheduler is not None and plan.interval != "round":
         raise ConfigError(f"backend=vectorized: a learning-rate scheduler with interval={plan.interval} changes the "
                           "rate inside a client's steps; use interval round or backend=inprocess")
-    return {"lr": group["lr"], "momentum": group["momentum"], "weight_decay": group["weight_decay"]}
+    return {"lr": group["lr"], "momentum": group["momentum"], "weight_decay": group["weight_decay"],
+            "scheduled": plan.scheduler is not None}
 
 
 def _named(task: nn.Module) -> dict[str, Tensor]:
@@ -209,7 +211,7 @@ def train_chunk(exp: Any, epochs: dict[int, int], r: int, clients: list[int], st
     t0 = time.perf_counter()
     task, alg, plan = exp.task, exp.algorithm, exp.plan
     sgd = _sgd(task)
-    lr = round_rates(task, r)[0] if configure(task).scheduler is not None else sgd["lr"]
+    lr = round_rates(task, r)[0] if sgd["scheduled"] else sgd["lr"]
     starts = [start(c) for c in clients]
     shared = all(s is starts[0] for s in starts)
     k = len(clients)
@@ -229,6 +231,8 @@ def train_chunk(exp: Any, epochs: dict[int, int], r: int, clients: list[int], st
                    if alg.start_gradient else None for c, s in zip(clients, starts)]
     loss_sum = torch.zeros(k, device=device)
     server = {key: v.to(device) for key, v in _tensors(starts[0]).items()} if shared else None
+    start_states = None if shared else [_tensors(s) for s in starts]  # per-client start models (gossip, edges)
+    names = list(views)
     grads_of = _grads(task, alg.local_loss, server, shared)
     client_states = [{key: v.to(device) for key, v in _tensors(states[c]).items()} for c in clients]
     for t in range(max((len(p) for p in plans), default=0)):
@@ -245,11 +249,10 @@ def train_chunk(exp: Any, epochs: dict[int, int], r: int, clients: list[int], st
             cs = {key: torch.stack([client_states[i][key] for i in members]) for key in client_states[members[0]]}
             args = (params, torch.stack(xs), torch.stack(ys), cs)
             if not shared:
-                args += ({key: torch.stack([_tensors(starts[i])[key] for i in members]).to(device)
-                          for key in _tensors(starts[members[0]])},)
+                args += ({key: torch.stack([start_states[i][key] for i in members]).to(device)
+                          for key in start_states[members[0]]},)
             with _no_logging(task):
                 grads, task_loss = grads_of(*args)
-            names = list(views)
             d = [grads[n] for n in names]
             if sgd["weight_decay"]:
                 torch._foreach_add_(d, [params[n] for n in names], alpha=sgd["weight_decay"])

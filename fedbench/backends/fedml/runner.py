@@ -51,9 +51,10 @@ def train_fedml(cfg: DictConfig) -> Any:
     check(cfg)
     out = Path(cfg.output_dir)
     config = OmegaConf.to_container(cfg, resolve=True)
-    if (out / "summary.json").exists() and status.is_done(out) and _finished_rows(out, cfg.rounds):
+    done = _read_rows(out) if (out / "summary.json").exists() and status.is_done(out) else []
+    if len(done) >= cfg.rounds:
         log.info("%s already finished %d rounds through FedML; skipping", out, cfg.rounds)
-        return RunResult(out, _read_rows(out), json.loads((out / "summary.json").read_text()), {}, {})
+        return RunResult(out, done, json.loads((out / "summary.json").read_text()), {}, {})
     data = build_part(cfg.dataset)
     validate_sizes(cfg.num_clients, len(data.y_train))
     parts = build_part(cfg.partitioner)(data.train_labels, cfg.num_clients, cfg.seed, data.groups)
@@ -175,10 +176,6 @@ def _started(folder: Path, default: float) -> float:
     """When FedML's driver began training (after its imports), or ``default`` before that."""
     path = folder / "started"
     return json.loads(path.read_text())["t"] if path.exists() else default
-
-
-def _finished_rows(out: Path, rounds: int) -> bool:
-    return len(_read_rows(out)) >= rounds
 
 
 def _read_rows(out: Path) -> list[dict[str, Any]]:
