@@ -85,7 +85,7 @@ def krum_scores(vectors: Sequence[Tensor], f: int) -> Tensor:
     n = len(x)
     k = max(n - f - 2, 1)
     d2.fill_diagonal_(math.inf)
-    return d2.sort(dim=1).values[:, : min(k, n - 1)].sum(1) if n > 1 else torch.zeros(1, dtype=torch.float64)
+    return d2.sort(dim=1).values[:, : min(k, n - 1)].sum(1) if n > 1 else torch.zeros(1, dtype=torch.float64, device=x.device)
 
 
 def krum(vectors: Sequence[Tensor], f: int, m: int = 1) -> Tensor:

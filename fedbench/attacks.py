@@ -128,7 +128,7 @@ def gaussian(fraction: float = 0.2, sigma: float = 1.0, seed: int = 0) -> Attack
     require(isinstance(sigma, (int, float)) and sigma > 0, "attack.sigma", "> 0", sigma)
 
     def poison(h: Tensor, own: Tensor, n: int, f: int, gen: torch.Generator) -> Tensor:
-        return sigma * torch.randn(own.shape, generator=gen, dtype=torch.float64)
+        return sigma * torch.randn(own.shape, generator=gen, dtype=torch.float64).to(own.device)
 
     return Attack("gaussian", _fraction(fraction), poison, seed=seed, options={"sigma": sigma})
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,7 @@ from fedbench.backends import Backend
 from fedbench.client import ClientPlan
 from fedbench.compress.channel import build_channel
 from fedbench.data.base import FederatedData
+from fedbench.device import resolve_device, to_device
 from fedbench.aggregators import mean
 from fedbench.attacks import flip_labels
 from fedbench.errors import ConfigError, require
@@ -49,6 +50,7 @@ class Experiment:
     step_time_s: float | None = None
     channel: Any = None  # fedbench.compress.channel.Channel, None without compression
     threat: ThreatModel = ThreatModel(mean())  # aggregator, attack, dropout, privacy
+    device: torch.device = torch.device("cpu")  # where the task, client and test data, server and client states live
 
 
 def build_part(node: DictConfig, **kwargs: Any) -> Any:
@@ -87,6 +89,7 @@ def build(cfg: DictConfig) -> Experiment:
     partitioner = build_part(cfg.partitioner)
     network: Network = build_part(cfg.network)
     backend: Backend = build_part(cfg.backend)
+    device = resolve_device(cfg.get("device", "cpu"))
     data: FederatedData = build_part(cfg.dataset)
     validate_sizes(cfg.num_clients, len(data.y_train))
     parts = partitioner(data.train_labels, cfg.num_clients, cfg.seed, data.groups)
@@ -95,6 +98,10 @@ def build(cfg: DictConfig) -> Experiment:
         client_data = [(x, flip_labels(y, data.num_classes) if c in threat.byzantine else y)
                        for c, (x, y) in enumerate(client_data)]
     task = build_task(cfg, data)
+    if device.type != "cpu":  # copied once; the training data stays on the CPU too, for partition statistics
+        client_data = to_device(client_data, device)
+        data = replace(data, x_test=data.x_test.to(device), y_test=data.y_test.to(device))
+        task = task.to(device)
     check_batch_norm(task, [len(p) for p in parts], cfg.batch_size)
     local_dp = threat.privacy is not None and threat.privacy.kind == "local_dp"
     if local_dp:
@@ -104,7 +111,8 @@ def build(cfg: DictConfig) -> Experiment:
     speeds = speed_factors(cfg.num_clients, cfg.seed, cfg.client_speed.sigma, cfg.client_speed.factors)
     exp = Experiment(data, parts, client_data, task, algorithm, backend, plan, network, speeds,
                      bool(cfg.task.get("local_buffers", False)), topology, cfg.client_speed.step_time_s,
-                     build_channel(cfg.compressor, cfg.seed, [tuple(p.shape) for p in task.parameters()]), threat)
+                     build_channel(cfg.compressor, cfg.seed, [tuple(p.shape) for p in task.parameters()]), threat,
+                     device)
     if backend.check is not None:  # e.g. backend=vectorized refuses what it cannot run, before any round
         backend.check(exp)
     return exp

@@ -20,6 +20,8 @@ from typing import Any
 
 import torch
 
+from fedbench.device import to_device
+
 from fedbench.dicts import flatten
 from fedbench.errors import ConfigError
 
@@ -90,7 +92,9 @@ def _remove_stale_temporaries(directory: Path) -> None:
 
 
 def save(directory: Path, payload: dict[str, Any]) -> Path:
-    """Atomically write ``payload`` (with its checksum) to ``directory/checkpoint.pt``."""
+    """Atomically write ``payload`` (with its checksum) to ``directory/checkpoint.pt``, its tensors on the CPU
+    (a GPU run's checkpoint loads anywhere)."""
+    payload = to_device(payload, torch.device("cpu"))
     directory.mkdir(parents=True, exist_ok=True)
     _remove_stale_temporaries(directory)
     final = directory / FILENAME

@@ -87,6 +87,8 @@ def load(task: LightningModule, params: Tensor, buffers: Tensor | None) -> None:
 
 
 def _loss(task: LightningModule, x: Tensor, y: Tensor, idx: Tensor | None, step: int, extra: ExtraLoss | None):
+    if idx is not None and idx.device != x.device:  # batch orders are drawn on the CPU, the same on every device
+        idx = idx.to(x.device)
     batch = (x, y) if idx is None else (x[idx], y[idx])
     task_loss = task.training_step(batch, step)
     if isinstance(task_loss, dict):  # Lightning allows {"loss": ..., ...}
@@ -161,7 +163,7 @@ def train(task: LightningModule, start: Tensor, x: Tensor, y: Tensor, *, epochs:
     if plan.scheduler is not None and plan.interval == "round":
         for group, lr in zip(plan.optimizer.param_groups, round_rates(task, round_)):
             group["lr"] = lr
-    steps, loss_sum, rates, epoch_done = 0, torch.zeros(()), [], 0
+    steps, loss_sum, rates, epoch_done = 0, torch.zeros((), device=start.device), [], 0
     b = len(y) if batch_size is None else min(batch_size, len(y))
     with collecting_logs(task) as sink, dp_sgd(task, plan.optimizer, dp, b) as optimizer:
         for epoch, idx in batches(len(y), batch_size, epochs, generator):
@@ -210,7 +212,8 @@ def evaluate(task: LightningModule, params: Tensor, x: Tensor, y: Tensor, chunk:
     loss_sum, correct = 0.0, 0
     with collecting_logs(task):
         for i, start in enumerate(range(0, len(y), chunk)):
-            out = task.validation_step((x[start : start + chunk], y[start : start + chunk]), i)
+            xb, yb = x[start : start + chunk].to(params.device), y[start : start + chunk].to(params.device)
+            out = task.validation_step((xb, yb), i)
             if not isinstance(out, dict) or not {"loss_sum", "correct"} <= set(out):
                 raise ConfigError("task.validation_step must return {'loss_sum': summed loss, 'correct': number "
                                   f"correct}} of its batch for fedbench's evaluation (got {type(out).__name__})")

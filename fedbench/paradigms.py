@@ -39,6 +39,7 @@ from fedbench import checkpoint, records, status
 from fedbench.backends.ddp import rank_and_world
 from fedbench.build import build_part, build_task
 from fedbench.ddp_hooks import BucketCounter, counting_hook
+from fedbench.device import resolve_device
 from fedbench.errors import ConfigError
 from fedbench.hardware import hardware
 from fedbench.local import evaluate
@@ -71,7 +72,7 @@ class EpochRecorder(Callback):
         self.loss_sum, self.steps = 0.0, 0
 
     def on_train_batch_end(self, trainer, task, outputs, batch, batch_idx) -> None:  # noqa: ANN001
-        self.loss_sum += float(outputs["loss"])
+        self.loss_sum += outputs["loss"].detach()  # summed on the device: no host round trip per step
         self.steps += 1
 
     def on_train_epoch_end(self, trainer: L.Trainer, task: L.LightningModule) -> None:
@@ -79,10 +80,10 @@ class EpochRecorder(Callback):
         buckets = self.counter.buckets - self.marks[0]
         payload = self.counter.bytes - self.marks[1]
         comm_s = self.counter.seconds - self.marks[2]
-        mine = torch.tensor([buckets, payload, comm_s, train_s - comm_s, self.steps, self.loss_sum / max(self.steps, 1)],
-                            dtype=torch.float64)
+        mine = torch.tensor([buckets, payload, comm_s, train_s - comm_s, self.steps,
+                             float(self.loss_sum) / max(self.steps, 1)], dtype=torch.float64, device=task.device)
         ranks = trainer.strategy.all_gather(mine) if self.world > 1 else mine.unsqueeze(0)
-        ranks = ranks.reshape(self.world, -1)
+        ranks = ranks.reshape(self.world, -1).cpu()
         n = self.world
         epoch = trainer.current_epoch + 1
         t_eval = time.perf_counter()
@@ -159,15 +160,18 @@ def run_trainer(cfg: DictConfig):  # -> fedbench.run.RunResult
         status.write(out, "running")
     logger = build_part(cfg.logger)(str(out), config, []) if main else null_logger()  # loggers only: epochs, not rounds
     recorder = EpochRecorder(cfg, data, counter, hook, world, logger)
+    gpu = resolve_device(cfg.get("device", "auto")).type == "cuda"  # Lightning puts each rank on its own GPU
     if world > 1:
         devices, nodes = _layout(world)
-        strategy: Any = DDPStrategy(process_group_backend="gloo" if not torch.cuda.is_available() else None,
+        strategy: Any = DDPStrategy(process_group_backend=None if gpu else "gloo",
                                     cluster_environment=LightningEnvironment() if os.environ.get("FEDBENCH_FORKED") else None)
     else:
         devices, nodes, strategy = 1, 1, "auto"
     log.info("%s baseline: %s, %d params, global batch %d over %d rank(s), %d epochs -> %s", cfg.paradigm, data.name,
              num_params, global_batch, world, cfg.rounds, out)
-    trainer = L.Trainer(accelerator="cpu" if not torch.cuda.is_available() else "auto", devices=devices, num_nodes=nodes,
+    if gpu and world == 1:
+        devices = [resolve_device(cfg.get("device", "auto")).index or 0]
+    trainer = L.Trainer(accelerator="gpu" if gpu else "cpu", devices=devices, num_nodes=nodes,
                         strategy=strategy, max_epochs=cfg.rounds, logger=False, enable_checkpointing=False,
                         enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0,
                         num_sanity_val_steps=0, callbacks=[recorder])
@@ -180,6 +184,7 @@ def run_trainer(cfg: DictConfig):  # -> fedbench.run.RunResult
     is_diverged = bool(recorder.rows) and diverged(recorder.rows[-1], cfg.diverge_loss)
     extra = {"algorithm": cfg.paradigm, "status": "diverged" if is_diverged else "finished", "diverged": is_diverged,
              "dataset": data.name, "num_train": len(data.y_train), "hardware": hardware(world),
+             "device": "cuda" if gpu else "cpu",
              "num_params": num_params, "output_dir": str(out), "config": config}
     summary = summarize(recorder.rows, cfg.target_accuracy, extra)
     logger.on_run_end(summary)

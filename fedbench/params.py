@@ -71,7 +71,7 @@ def weighted_mean(vectors: Sequence[Tensor], weights: Sequence[float]) -> Tensor
         raise ValueError(f"{len(vectors)} vectors but {len(weights)} weights")
     w = normalized_weights(weights)
     stacked = torch.stack([v.to(torch.float64) for v in vectors])
-    return (w @ stacked).to(vectors[0].dtype)
+    return (w.to(stacked.device) @ stacked).to(vectors[0].dtype)
 
 
 def mean(vectors: Sequence[Tensor]) -> Tensor:
@@ -83,7 +83,7 @@ def weighted_sum(vectors: Sequence[Tensor], weights: Sequence[float]) -> Tensor:
     """sum_k w_k v_k (weights not normalized), in float64 internally."""
     w = torch.as_tensor(weights, dtype=torch.float64)
     stacked = torch.stack([v.to(torch.float64) for v in vectors])
-    return (w @ stacked).to(vectors[0].dtype)
+    return (w.to(stacked.device) @ stacked).to(vectors[0].dtype)
 
 
 def nbytes(tensors: Mapping[str, Tensor]) -> int:

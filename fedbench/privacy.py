@@ -54,7 +54,7 @@ def dp_sum_mean(vectors: Sequence[Tensor], center: Tensor | None, clip: float, n
     x = torch.stack([v.to(torch.float64) for v in vectors])
     c = torch.zeros_like(x[0]) if center is None else center.to(torch.float64)
     total = clip_to_norm(x - c, clip).sum(0)
-    noise = torch.randn(total.shape, generator=gen, dtype=torch.float64) * (noise_multiplier * clip)
+    noise = torch.randn(total.shape, generator=gen, dtype=torch.float64).to(total.device) * (noise_multiplier * clip)
     return (c + (total + noise) / denominator).to(vectors[0].dtype)
 
 

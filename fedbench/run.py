@@ -23,6 +23,7 @@ from fedbench.algorithms.base import State
 from fedbench.backends.ddp import rank_and_world
 from fedbench.build import Experiment, build, build_part, save_partition
 from fedbench.callbacks import Callback, chain, stop_at_target
+from fedbench.device import to_device
 from fedbench.hardware import hardware
 from fedbench.loggers import null_logger
 from fedbench.local import evaluate
@@ -129,7 +130,7 @@ def _train(cfg: DictConfig, exp: Experiment, out: Path, config: dict[str, Any], 
         if not restored:  # starting over (resume=none, or no checkpoint): an old summary no longer describes this folder
             (out / "summary.json").unlink(missing_ok=True)
     topology = exp.topology
-    state = {k: v for k, v in restored.items() if k not in checkpoint.META} if restored else \
+    state = to_device({k: v for k, v in restored.items() if k not in checkpoint.META}, exp.device) if restored else \
         topology.init(exp, initial_server(exp))
     rows: list[dict[str, Any]] = restored["rows"] if restored else []
     callbacks = run_callbacks(cfg, out, config, rows[:]) if main else null_logger()
@@ -162,7 +163,7 @@ def _train(cfg: DictConfig, exp: Experiment, out: Path, config: dict[str, Any], 
             break
         if stopped:
             break
-    extra = {"algorithm": exp.algorithm.name, "backend": exp.backend.name, "device": exp.backend.device, "status": "diverged" if _diverged(cfg, rows) else "finished",
+    extra = {"algorithm": exp.algorithm.name, "backend": exp.backend.name, "device": str(exp.device), "status": "diverged" if _diverged(cfg, rows) else "finished",
              "diverged": _diverged(cfg, rows), "stopped_early": stopped,
              "num_train": len(exp.data.y_train), "hardware": hardware(exp.backend.world_size), "dataset": exp.data.name,
              "num_params": state["server"]["params"].numel(), "topology": topology.name, **topology.summary(state),

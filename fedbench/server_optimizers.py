@@ -129,7 +129,7 @@ def adaptive(method: str, lr: float, beta1: float = 0.9, beta2: float = 0.99, ta
 
     def init(params: Tensor) -> State:
         state = {"m": torch.zeros_like(params), "v": torch.full_like(params, v0)}
-        return {**state, "t": torch.zeros(())} if bias_correction else state
+        return {**state, "t": torch.zeros((), device=params.device)} if bias_correction else state
 
     def step(server: State, g: Tensor) -> tuple[State, Tensor]:
         delta = -g

@@ -43,7 +43,7 @@ def fednova(server_lr: float | None = None, momentum: float = 0.0,
 
     def client_upload(server: State, local: LocalResult, client: State) -> tuple[Upload, State]:
         norm = a_norm(local.steps, momentum)
-        tensors = {"d": (server["params"] - local.params) / norm, "a_norm": torch.tensor([norm])}
+        tensors = {"d": (server["params"] - local.params) / norm, "a_norm": torch.tensor([norm], device=local.params.device)}
         return Upload(local.client, tensors, local.num_samples), client
 
     def server_update(server: State, uploads: Sequence[Upload]) -> tuple[State, dict[str, float]]:

@@ -22,6 +22,7 @@ import torch.distributed as dist
 
 from fedbench.algorithms.base import LocalResult
 from fedbench.backends import Backend
+from fedbench.device import resolve_device
 from fedbench.errors import require, require_choice
 
 _ENV = (("RANK", "WORLD_SIZE"), ("SLURM_PROCID", "SLURM_NTASKS"), ("OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE"))
@@ -35,7 +36,7 @@ def rank_and_world() -> tuple[int, int]:
     return 0, 1
 
 
-def _init(backend: str) -> bool:
+def _init(backend: str, device: torch.device) -> bool:
     """Join (or, under a launcher, create) the process group; True when this call created it."""
     if dist.is_initialized():
         return False
@@ -43,9 +44,9 @@ def _init(backend: str) -> bool:
     os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
     os.environ.setdefault("MASTER_PORT", "29500")
     if backend == "auto":
-        backend = "nccl" if torch.cuda.is_available() and torch.cuda.device_count() > 0 else "gloo"
-    if backend == "nccl":  # one GPU per local rank
-        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", rank % torch.cuda.device_count())))
+        backend = "nccl" if device.type == "cuda" else "gloo"
+    if device.type == "cuda":  # one GPU per local rank
+        torch.cuda.set_device(device)
     dist.init_process_group(backend, rank=rank, world_size=world)
     return True
 
@@ -53,10 +54,11 @@ def _init(backend: str) -> bool:
 TENSOR_FIELDS = ("params", "grad", "buffers")
 
 
-def exchange(mine: dict[int, Any], world: int) -> dict[int, Any]:
-    """Every rank's results on every rank. Local results travel as tensors: their flat parameter vectors (and
-    gradients, buffers) with ``all_gather`` on one padded (clients, P) tensor per field, on the GPU with NCCL; only
-    the small rest (ids, counts, losses, logged values) is pickled. Other results are pickled whole."""
+def exchange(mine: dict[int, Any], world: int, device: torch.device) -> dict[int, Any]:
+    """Every rank's results on every rank, their tensors on ``device``. Local results travel as tensors: their flat
+    parameter vectors (and gradients, buffers) with ``all_gather`` on one padded (clients, P) tensor per field, on
+    the GPU with NCCL; only the small rest (ids, counts, losses, logged values) is pickled. Other results are
+    pickled whole."""
     if not all(isinstance(r, LocalResult) for r in mine.values()):
         gathered: list[dict | None] = [None] * world
         dist.all_gather_object(gathered, mine)
@@ -68,7 +70,7 @@ def exchange(mine: dict[int, Any], world: int) -> dict[int, Any]:
     dist.all_gather_object(parts, (light, shapes))
     merged = {c: res for part, _ in parts for c, res in part.items()}
     sizes = {c: sh for _, part in parts for c, sh in part.items()}
-    device = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else torch.device("cpu")
+    wire = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else torch.device("cpu")
     rows = max(len(part) for part, _ in parts)
     for f in TENSOR_FIELDS:
         kinds = {sh[f] for sh in sizes.values() if f in sh}
@@ -77,31 +79,36 @@ def exchange(mine: dict[int, Any], world: int) -> dict[int, Any]:
         if len(kinds) != 1 or any(f not in sh for sh in sizes.values()):
             raise RuntimeError(f"ddp: clients' {f} differ in presence or size ({kinds}); cannot gather them as one tensor")
         (n, dtype), = kinds
-        local = torch.zeros(rows, n, dtype=dtype, device=device)
+        local = torch.zeros(rows, n, dtype=dtype, device=wire)
         for i, c in enumerate(mine):
-            local[i] = getattr(mine[c], f).to(device)
+            local[i] = getattr(mine[c], f)
         out = [torch.empty_like(local) for _ in range(world)]
         dist.all_gather(out, local)
         for (part, _), block in zip(parts, out):
-            block = block.cpu()
+            block = block.to(device)
             for i, c in enumerate(part):
                 merged[c] = replace(merged[c], **{f: block[i].clone()})
     return merged
 
 
-def ddp(backend: str = "auto", workers: int | None = None, threads: int | None = None) -> Backend:
+def ddp(backend: str = "auto", workers: int | None = None, threads: int | None = None, device: str = "auto") -> Backend:
     """Clients spread over the ranks of a torch.distributed process group.
 
     Args:
-        backend: ``auto`` (NCCL when there are GPUs, else gloo), ``gloo`` or ``nccl``.
+        backend: ``auto`` (NCCL when this rank's device is a GPU, else gloo), ``gloo`` or ``nccl``.
         workers: ranks to start on this machine when no launcher did (``fedbench.launch``);
             null = whatever torchrun / srun / mpirun started (1 when launched plainly).
         threads: torch intra-op threads per rank (null = torch's default); 1 for scaling studies.
+        device: this rank's device (the top-level ``device``, :mod:`fedbench.device`); ``auto``/``cuda``: the GPU
+            of its local rank.
     """
     require_choice(backend, "backend.backend", ("auto", "gloo", "nccl"))
-    require(backend != "nccl" or torch.cuda.is_available(), "backend.backend",
+    require(backend != "nccl" or torch.cuda.device_count() > 0, "backend.backend",
             "auto or gloo on a machine without a CUDA GPU (NCCL needs GPUs)", backend)
-    created = _init(backend)
+    dev = resolve_device(device)
+    require(backend != "nccl" or dev.type == "cuda", "backend.backend", "auto or gloo with device=cpu (NCCL "
+            "exchanges GPU tensors)", backend)
+    created = _init(backend, dev)
     rank, world = dist.get_rank(), dist.get_world_size()
     times: list = []
 
@@ -111,7 +118,7 @@ def ddp(backend: str = "auto", workers: int | None = None, threads: int | None =
         t1 = time.perf_counter()
         dist.barrier()  # idle time: waiting for the slowest rank
         t2 = time.perf_counter()
-        merged = exchange(mine, world)
+        merged = exchange(mine, world, dev)
         t3 = time.perf_counter()
         timing: list = [None] * world
         dist.all_gather_object(timing, (t1 - t0, t2 - t1, t3 - t2))

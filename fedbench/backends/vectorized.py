@@ -67,35 +67,16 @@ class _Step(nn.Module):
         return loss["loss"] if isinstance(loss, dict) else loss
 
 
-def resolve_device(device: str) -> torch.device:
-    """``auto`` (the GPU when there is one), ``cpu``, ``cuda`` or ``cuda:N``; a GPU that is not there is refused."""
-    require(isinstance(device, str) and (device in ("auto", "cpu", "cuda") or
-                                         (device.startswith("cuda:") and device[5:].isdigit())),
-            "backend.device", "auto, cpu, cuda or cuda:N", device)
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda"):
-        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
-        index = int(device[5:]) if ":" in device else 0
-        require(index < count, "backend.device", f"cpu or auto on a machine with {count} CUDA GPU(s)", device)
-    return torch.device(device)
-
-
-def vectorized(chunk: int | str = "auto", memory_fraction: float = 0.25, device: str = "auto",
-               threads: int | None = None) -> Backend:
+def vectorized(chunk: int | str = "auto", memory_fraction: float = 0.25, threads: int | None = None) -> Backend:
     """Clients trained ``chunk`` at a time with ``torch.func.vmap``.
 
     Args:
         chunk: clients per vectorised call; ``auto`` fits as many as ``memory_fraction`` of the free memory
             (of the GPU with a CUDA device) holds (parameters, gradients and momentum per client, plus batches).
         memory_fraction: the share of free memory ``auto`` may plan for.
-        device: where the chunk trains: ``auto`` (the GPU when there is one), ``cpu``, ``cuda``, ``cuda:N``. The
-            clients' data is copied there once; the trained models come back to the CPU for aggregation.
         threads: torch intra-op threads (null: the CPUs this process may use); applied by ``run``.
     """
     require(chunk == "auto" or (is_int(chunk) and chunk >= 1), "backend.chunk", "auto or an integer >= 1", chunk)
-    dev = resolve_device(device)
-    on_device: dict[int, tuple[Tensor, Tensor]] = {}  # each client's data, copied to the device once
     require(isinstance(memory_fraction, (int, float)) and 0 < memory_fraction <= 1, "backend.memory_fraction",
             "in (0, 1]", memory_fraction)
     times: list = []
@@ -111,19 +92,15 @@ def vectorized(chunk: int | str = "auto", memory_fraction: float = 0.25, device:
         t0 = time.perf_counter()
         size = len(clients) if chunk == "auto" else chunk
         if chunk == "auto":
-            size = max(1, min(size, _fits(exp, memory_fraction, dev)))
-        for c in clients:
-            if c not in on_device:
-                x, y = exp.client_data[c]
-                on_device[c] = (x.to(dev), y.to(dev)) if dev.type != "cpu" else (x, y)
+            size = max(1, min(size, _fits(exp, memory_fraction, exp.device)))
         out: dict[int, LocalResult] = {}
         for i in range(0, len(clients), size):
             part = list(clients[i:i + size])
-            out.update({res.client: res for res in train_chunk(exp, epochs, r, part, start, states, dev, on_device)})
+            out.update({res.client: res for res in train_chunk(exp, epochs, r, part, start, states)})
         times[:] = [{"rank": 0, "compute_s": time.perf_counter() - t0, "wait_s": 0.0, "comm_s": 0.0}]
         return [out[c] for c in clients]
 
-    return Backend("vectorized", run_map, rank_times=times, train_many=train_many, check=check, device=str(dev))
+    return Backend("vectorized", run_map, rank_times=times, train_many=train_many, check=check)
 
 
 def check(exp: Any) -> None:
@@ -201,8 +178,7 @@ def _tensors(state: State) -> dict[str, Tensor]:
 
 
 def train_chunk(exp: Any, epochs: dict[int, int], r: int, clients: list[int], start: Callable[[int], State],
-                states: dict[int, State], device: torch.device | None = None,
-                data: dict[int, tuple[Tensor, Tensor]] | None = None) -> list[LocalResult]:
+                states: dict[int, State]) -> list[LocalResult]:
     """Train ``clients`` at once; results in ``clients`` order.
 
     The chunk's models live in one (k, P) tensor; each parameter is a (k, *shape) view into it, so the SGD step
@@ -215,9 +191,8 @@ def train_chunk(exp: Any, epochs: dict[int, int], r: int, clients: list[int], st
     starts = [start(c) for c in clients]
     shared = all(s is starts[0] for s in starts)
     k = len(clients)
-    device = device or torch.device("cpu")
-    data = data if data is not None else {c: exp.client_data[c] for c in clients}
-    weights = torch.stack([s["params"] for s in starts]).to(device)  # (k, P): the chunk's models
+    device, data = exp.device, exp.client_data  # the clients' data is already on the device (build)
+    weights = torch.stack([s["params"] for s in starts])  # (k, P): the chunk's models
     views, off = {}, 0
     for name, p in _named(task).items():
         views[name] = weights[:, off:off + p.numel()].view(k, *p.shape)
@@ -230,11 +205,11 @@ def train_chunk(exp: Any, epochs: dict[int, int], r: int, clients: list[int], st
                             generator=torch_generator(plan.seed, r, c, "batches"), buffers=None)[0]
                    if alg.start_gradient else None for c, s in zip(clients, starts)]
     loss_sum = torch.zeros(k, device=device)
-    server = {key: v.to(device) for key, v in _tensors(starts[0]).items()} if shared else None
+    server = _tensors(starts[0]) if shared else None
     start_states = None if shared else [_tensors(s) for s in starts]  # per-client start models (gossip, edges)
     names = list(views)
     grads_of = _grads(task, alg.local_loss, server, shared)
-    client_states = [{key: v.to(device) for key, v in _tensors(states[c]).items()} for c in clients]
+    client_states = [_tensors(states[c]) for c in clients]
     for t in range(max((len(p) for p in plans), default=0)):
         groups: dict[int, list[int]] = {}
         for i, p in enumerate(plans):
@@ -249,8 +224,7 @@ def train_chunk(exp: Any, epochs: dict[int, int], r: int, clients: list[int], st
             cs = {key: torch.stack([client_states[i][key] for i in members]) for key in client_states[members[0]]}
             args = (params, torch.stack(xs), torch.stack(ys), cs)
             if not shared:
-                args += ({key: torch.stack([start_states[i][key] for i in members]).to(device)
-                          for key in start_states[members[0]]},)
+                args += ({key: torch.stack([start_states[i][key] for i in members]) for key in start_states[members[0]]},)
             with _no_logging(task):
                 grads, task_loss = grads_of(*args)
             d = [grads[n] for n in names]
@@ -271,7 +245,7 @@ def train_chunk(exp: Any, epochs: dict[int, int], r: int, clients: list[int], st
                 for n, step in zip(names, d):
                     views[n].index_add_(0, rows, step, alpha=-lr)
                 loss_sum.index_add_(0, rows, task_loss.detach())
-    weights, losses = weights.cpu(), loss_sum.tolist()  # one transfer each, after all the steps
+    losses = loss_sum.tolist()  # one transfer, after all the steps; the models stay on the device
     seconds = time.perf_counter() - t0
     total_steps = max(sum(len(p) for p in plans), 1)
     return [LocalResult(c, weights[i].clone(), len(exp.client_data[c][1]), len(plans[i]),

@@ -45,7 +45,7 @@ def powersgd(rank: int = 2) -> Compressor:
             n, m = nm
             q = state.get(f"q{i}")
             if q is None:  # the first round: a seeded random start, as in the paper
-                q = torch.randn(m, rank, generator=torch_generator(0, "powersgd", i, m, rank), dtype=x.dtype)
+                q = torch.randn(m, rank, generator=torch_generator(0, "powersgd", i, m, rank), dtype=x.dtype).to(x.device)
             mat = block.reshape(n, m)
             p = torch.linalg.qr(mat @ q).Q
             q = mat.T @ p

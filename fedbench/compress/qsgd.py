@@ -35,7 +35,7 @@ def qsgd(levels: int = 4, elias: bool = False) -> Compressor:
             return {"norm": norm, "levels": torch.zeros_like(x, dtype=torch.int64), "sign": torch.ones_like(x)}, state
         scaled = levels * x.abs() / norm
         low = scaled.floor()
-        up = torch.rand(x.shape, generator=gen, dtype=x.dtype) < (scaled - low)
+        up = torch.rand(x.shape, generator=gen, dtype=x.dtype).to(x.device) < (scaled - low)
         return {"norm": norm, "levels": (low + up).to(torch.int64), "sign": torch.sign(x)}, state
 
     def decode(m):

@@ -36,12 +36,12 @@ def sparsify(method: str = "topk", ratio: float = 0.1, pack_indices: bool = Fals
             idx = x.abs().topk(k, sorted=False).indices
             values = x[idx]
         else:
-            idx = torch.randperm(d, generator=gen)[:k]
+            idx = torch.randperm(d, generator=gen)[:k].to(x.device)
             values = x[idx] * (d / k)
         return {"idx": idx, "values": values, "d": d}, state
 
     def decode(m):
-        out = torch.zeros(m["d"], dtype=m["values"].dtype)
+        out = torch.zeros(m["d"], dtype=m["values"].dtype, device=m["values"].device)
         out[m["idx"]] = m["values"]
         return out
 

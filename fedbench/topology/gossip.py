@@ -105,7 +105,7 @@ def gossip(graph: str = "ring", weights: str = "metropolis", p: float = 0.5, see
 
         results, ranks = local_work(exp, work, r, clients, start, states)
         t_agg = time.perf_counter()
-        w = torch.from_numpy(matrix(n, r))
+        w = torch.from_numpy(matrix(n, r)).to(nodes.device)
         ends = torch.stack([res.params for res in results])
         out: TopologyState = {"client_states": client_states}
         wire = None
