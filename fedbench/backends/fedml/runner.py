@@ -94,7 +94,7 @@ def train_fedml(cfg: DictConfig) -> Any:
     extra = {"algorithm": cfg.algorithm._target_.rsplit(".", 1)[-1], "status": "finished", "diverged": False,
              "stopped_early": False, "num_train": len(data.y_train), "hardware": hardware(processes(cfg)),
              "dataset": data.name, "num_params": sum(p.numel() for p in task.model.parameters()), "topology": "star",
-             "backend": "fedml", "fedml": {"version": environment.VERSION, "mode": cfg.backend.mode,
+             "backend": "fedml", "device": "cpu", "fedml": {"version": environment.VERSION, "mode": cfg.backend.mode,
                                            "processes": processes(cfg), "startup_s": started - launched,
                                            "env_build_s": build_s, "env": str(env)},
              "output_dir": str(out), "config": config}

@@ -74,6 +74,9 @@ def check(cfg: DictConfig) -> None:
         require(workers is None or workers == m, "backend.workers",
                 f"null or the clients per round m = floor(client_fraction * num_clients) = {m} (FedML's MPI simulator "
                 f"trains one client per process)", workers)
+    device = cfg.get("device", "auto")
+    require(device in ("auto", "cpu"), "device", "auto or cpu with backend=fedml (fedbench runs FedML's simulators on "
+            "the CPU: using_gpu false)", device)
     threads = b.threads
     require(threads is None or (is_int(threads) and threads >= 1), "backend.threads", "null or an integer >= 1",
             threads)
