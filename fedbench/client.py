@@ -42,7 +42,7 @@ def run_client(
     all randomness keyed by (seed, round, client)."""
     x, y = data
     gen = torch_generator(plan.seed, round_, client, "batches")
-    torch.manual_seed(derive_seed(plan.seed, round_, client, "local"))  # dropout & co. in the model
+    seed_model_randomness(derive_seed(plan.seed, round_, client, "local"), x.device)
     extra = None if algorithm.local_loss is None else partial(_extra, algorithm, server, client_state)
     t0 = time.perf_counter()
     start_grad = None
@@ -58,6 +58,15 @@ def run_client(
                       round_=round_, buffers=buffers, max_steps=algorithm.max_local_steps, extra_loss=extra, dp=dp)
     return LocalResult(client, out.params, len(y), out.steps, out.loss, time.perf_counter() - t0,
                        out.lr if out.steps else plan.lr, start_grad, out.buffers, out.logged)
+
+
+def seed_model_randomness(seed: int, device: torch.device) -> None:
+    """Seed the global generators a model's own randomness (dropout & co.) draws from: the CPU's, and the GPU's on a
+    CUDA device. Not ``torch.manual_seed``, which also queues seeding for every accelerator type torch knows (CUDA,
+    XPU, MTIA) and records a stack trace for each: about 0.8 ms per client, 5-10% of a small client's work."""
+    torch.default_generator.manual_seed(seed)
+    if device.type == "cuda":
+        torch.cuda.manual_seed(seed)
 
 
 def _extra(algorithm: Algorithm, server: State, client_state: State, flat: Tensor) -> torch.Tensor:
