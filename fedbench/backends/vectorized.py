@@ -72,7 +72,8 @@ def vectorized(chunk: int | str = "auto", memory_fraction: float = 0.25, threads
 
     Args:
         chunk: clients per vectorised call; ``auto`` fits as many as ``memory_fraction`` of the free memory
-            (of the GPU with a CUDA device) holds (parameters, gradients and momentum per client, plus batches).
+            (of the GPU with a CUDA device) holds (parameters, gradients and momentum per client, plus batches),
+            on the CPU at most :data:`CPU_CHUNK_PARAMS` stacked parameters, in chunks of equal size.
         memory_fraction: the share of free memory ``auto`` may plan for.
         threads: torch intra-op threads (null: the CPUs this process may use); applied by ``run``.
     """
@@ -90,9 +91,7 @@ def vectorized(chunk: int | str = "auto", memory_fraction: float = 0.25, threads
     def train_many(exp: Any, epochs: dict[int, int], r: int, clients: Sequence[int], start: Callable[[int], State],
                    states: dict[int, State]) -> list[LocalResult]:
         t0 = time.perf_counter()
-        size = len(clients) if chunk == "auto" else chunk
-        if chunk == "auto":
-            size = max(1, min(size, _fits(exp, memory_fraction, exp.device)))
+        size = chunk if chunk != "auto" else equal_chunks(len(clients), _fits(exp, memory_fraction, exp.device))
         out: dict[int, LocalResult] = {}
         for i in range(0, len(clients), size):
             part = list(clients[i:i + size])
@@ -261,9 +260,22 @@ def _batch(data: tuple[Tensor, Tensor], idx: Tensor | None) -> tuple[Tensor, Ten
     return x[idx], y[idx]
 
 
+def equal_chunks(n: int, most: int) -> int:
+    """The chunk size that splits ``n`` clients into the fewest chunks of at most ``most``, as equal as possible
+    (60 clients, at most 50: 30 + 30, not 50 + 10)."""
+    most = max(1, min(n, most))
+    return math.ceil(n / math.ceil(n / most))
+
+
+# On the CPU a chunk's stacked models beyond ~10M parameters lose to cache misses what they gain in calls. Measured
+# here (MNIST 2NN, 200k parameters, 100 clients of 60 samples per round, one thread): 100 clients per call 0.45 s a
+# round, 50: 0.36 s, 25: 0.37 s, 10: 0.42 s; the sequential loop 0.48 s.
+CPU_CHUNK_PARAMS = 10_000_000
+
+
 def _fits(exp: Any, fraction: float, device: torch.device | None = None) -> int:
     """Clients whose parameters, gradients, momentum and batch activations fit ``fraction`` of free memory
-    (the GPU's with a CUDA device)."""
+    (the GPU's with a CUDA device); on the CPU also at most ``CPU_CHUNK_PARAMS`` stacked parameters."""
     p = sum(v.numel() for v in exp.task.parameters())
     x = exp.client_data[0][0]
     b = exp.plan.batch_size or max(len(d[1]) for d in exp.client_data)
@@ -274,4 +286,4 @@ def _fits(exp: Any, fraction: float, device: torch.device | None = None) -> int:
         free = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     except (ValueError, OSError, AttributeError):
         return 64
-    return max(1, math.floor(fraction * free / per_client))
+    return max(1, min(math.floor(fraction * free / per_client), CPU_CHUNK_PARAMS // max(p, 1)))
