@@ -209,7 +209,8 @@ def evaluate(task: LightningModule, params: Tensor, x: Tensor, y: Tensor, chunk:
     which returns the chunk's summed loss and correct count (``{"loss_sum", "correct"}``)."""
     load(task, params, buffers)
     task.eval()
-    loss_sum, correct = 0.0, 0
+    loss_sum = torch.zeros((), dtype=torch.float64, device=params.device)  # summed on the device, read once
+    correct = torch.zeros((), dtype=torch.int64, device=params.device)
     with collecting_logs(task):
         for i, start in enumerate(range(0, len(y), chunk)):
             xb, yb = x[start : start + chunk].to(params.device), y[start : start + chunk].to(params.device)
@@ -217,6 +218,6 @@ def evaluate(task: LightningModule, params: Tensor, x: Tensor, y: Tensor, chunk:
             if not isinstance(out, dict) or not {"loss_sum", "correct"} <= set(out):
                 raise ConfigError("task.validation_step must return {'loss_sum': summed loss, 'correct': number "
                                   f"correct}} of its batch for fedbench's evaluation (got {type(out).__name__})")
-            loss_sum += float(out["loss_sum"])
-            correct += int(out["correct"])
-    return correct / len(y), loss_sum / len(y)
+            loss_sum += torch.as_tensor(out["loss_sum"]).to(loss_sum)
+            correct += torch.as_tensor(out["correct"]).to(correct)
+    return int(correct) / len(y), float(loss_sum) / len(y)
