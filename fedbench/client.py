@@ -53,7 +53,9 @@ def run_client(
                                     buffers=buffers, extra_loss=extra)
         return LocalResult(client, server["params"], len(y), 1, loss, time.perf_counter() - t0, plan.lr, grad,
                            get_buffers(task))
-    dp = None if plan.dp is None else local.DPSGD(*plan.dp, torch_generator(plan.seed, round_, client, "dp-sgd"))
+    # opacus draws DP-SGD's noise on the parameters' device with this generator (a GPU's draws differ from a CPU's)
+    dp = None if plan.dp is None else local.DPSGD(*plan.dp, torch_generator(plan.seed, round_, client, "dp-sgd",
+                                                                            device=x.device))
     out = local.train(task, server["params"], x, y, epochs=epochs, batch_size=plan.batch_size, generator=gen,
                       round_=round_, buffers=buffers, max_steps=algorithm.max_local_steps, extra_loss=extra, dp=dp)
     return LocalResult(client, out.params, len(y), out.steps, out.loss, time.perf_counter() - t0,

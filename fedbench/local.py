@@ -68,13 +68,17 @@ class LocalOutcome:
     logged: dict[str, float]
 
 
-def batches(n: int, batch_size: int | None, epochs: int, generator: torch.Generator) -> Iterator[tuple[int, Tensor | None]]:
-    """(epoch, index tensor) of shuffled minibatches; ``None`` stands for the full batch (B = infinity)."""
+def batches(n: int, batch_size: int | None, epochs: int, generator: torch.Generator,
+            device: torch.device | None = None) -> Iterator[tuple[int, Tensor | None]]:
+    """(epoch, index tensor) of shuffled minibatches; ``None`` stands for the full batch (B = infinity). The order is
+    drawn on the CPU (the same on every device) and moved to ``device`` once per epoch, not once per batch."""
     for epoch in range(epochs):
         if batch_size is None or batch_size >= n:
             yield epoch, None
             continue
         order = torch.randperm(n, generator=generator)
+        if device is not None and device.type != "cpu":
+            order = order.to(device)
         for idx in order.split(batch_size):
             yield epoch, idx
 
@@ -166,7 +170,7 @@ def train(task: LightningModule, start: Tensor, x: Tensor, y: Tensor, *, epochs:
     steps, loss_sum, rates, epoch_done = 0, torch.zeros((), device=start.device), [], 0
     b = len(y) if batch_size is None else min(batch_size, len(y))
     with collecting_logs(task) as sink, dp_sgd(task, plan.optimizer, dp, b) as optimizer:
-        for epoch, idx in batches(len(y), batch_size, epochs, generator):
+        for epoch, idx in batches(len(y), batch_size, epochs, generator, x.device):
             if plan.scheduler is not None and plan.interval == "epoch" and epoch > epoch_done:
                 epoch_done = epoch
                 if epoch % plan.frequency == 0:
@@ -195,7 +199,7 @@ def gradient(task: LightningModule, start: Tensor, x: Tensor, y: Tensor, *, batc
     """Gradient of the local loss at ``start`` on the first batch ``train`` would use; no step."""
     load(task, start, buffers)
     task.train()
-    _, idx = next(batches(len(y), batch_size, 1, generator))
+    _, idx = next(batches(len(y), batch_size, 1, generator, x.device))
     with collecting_logs(task):
         task_loss, total = _loss(task, x, y, idx, 0, extra_loss)
     grads = torch.autograd.grad(total, list(task.parameters()))

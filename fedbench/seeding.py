@@ -27,9 +27,10 @@ def derive_seed(seed: int, *parts: int | str) -> int:
     return (int(state[0]) << 31) ^ int(state[1])
 
 
-def torch_generator(seed: int, *parts: int | str) -> torch.Generator:
-    """A CPU ``torch.Generator`` seeded from ``(seed, *parts)``."""
-    return torch.Generator().manual_seed(derive_seed(seed, *parts))
+def torch_generator(seed: int, *parts: int | str, device: torch.device | str = "cpu") -> torch.Generator:
+    """A ``torch.Generator`` seeded from ``(seed, *parts)``, on the CPU unless ``device`` names another (for a
+    library that draws on the device with it, as opacus' DP-SGD noise does)."""
+    return torch.Generator(device=device).manual_seed(derive_seed(seed, *parts))
 
 
 def numpy_generator(seed: int, *parts: int | str) -> np.random.Generator:

@@ -198,7 +198,8 @@ def train_chunk(exp: Any, epochs: dict[int, int], r: int, clients: list[int], st
         off += p.numel()
     # SGD's momentum buffers: zero before a client's first step, so the first step makes them d (as torch's SGD)
     momentum = {n: torch.zeros_like(v) for n, v in views.items()} if sgd["momentum"] else {}
-    plans = [list(batches(len(exp.client_data[c][1]), plan.batch_size, epochs[c], torch_generator(plan.seed, r, c, "batches")))
+    plans = [list(batches(len(exp.client_data[c][1]), plan.batch_size, epochs[c], torch_generator(plan.seed, r, c, "batches"),
+                          device))
              for c in clients]
     start_grads = [gradient(task, s["params"], *exp.client_data[c], batch_size=None,
                             generator=torch_generator(plan.seed, r, c, "batches"), buffers=None)[0]
