@@ -40,7 +40,6 @@ class Backend:
     close: Callable[[], None] = _nothing
     train_many: Callable[..., list] | None = None
     check: Callable[[Any], None] | None = None
-    device: str = "cpu"  # where local training runs (backend=vectorized can use a GPU)
 
     @property
     def is_main(self) -> bool:
