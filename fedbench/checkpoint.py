@@ -30,7 +30,7 @@ FILENAME = "checkpoint.pt"
 # payload keys that are not the topology's state
 META = ("format", "round", "rows", "fingerprint", "config")
 # keys that may differ between the run that wrote a checkpoint and the run resuming it
-RESUMABLE_DIFFERENCES = ("output_dir", "resume", "checkpoint_every", "rounds", "logger", "stop_at_target")
+RESUMABLE_DIFFERENCES = ("output_dir", "resume", "checkpoint_every", "rounds", "logger", "stop_at_target", "device")
 
 
 class CheckpointError(ConfigError):
@@ -38,8 +38,12 @@ class CheckpointError(ConfigError):
 
 
 def comparable(config: dict[str, Any]) -> dict[str, Any]:
-    """The part of a resolved config that must match for a resume."""
-    return {k: v for k, v in config.items() if k not in RESUMABLE_DIFFERENCES}
+    """The part of a resolved config that must match for a resume (a run may continue on another device: its
+    checkpoint holds CPU tensors; ``backend.device`` is ddp's copy of the top-level ``device``)."""
+    out = {k: v for k, v in config.items() if k not in RESUMABLE_DIFFERENCES}
+    if isinstance(out.get("backend"), dict) and "device" in out["backend"]:
+        out["backend"] = {k: v for k, v in out["backend"].items() if k != "device"}
+    return out
 
 
 def fingerprint(config: dict[str, Any]) -> str:

@@ -3,6 +3,7 @@ client states moved to the device once; batch orders and noise drawn on the CPU;
 device; checkpoints written on the CPU) and gives today's numbers; a device that is not there is refused
 before anything is written."""
 
+import socket
 from pathlib import Path
 
 import pytest
@@ -43,13 +44,20 @@ def test_ddp_ranks_gather_results_onto_the_named_device(tmp_path):
     assert_matches_inprocess(args, tmp_path / "ddp", tmp_path / "ref")
 
 
-def test_checkpoints_hold_cpu_tensors_and_resume_onto_the_device(tmp_path):
-    args = [*SMALL, "algorithm=scaffold", "device=cpu"]
-    full = run(compose_config(args, tmp_path / "full"))
-    run(compose_config([*args, "rounds=2"], tmp_path / "resumed"))
+@pytest.mark.parametrize("backend", ["inprocess", "ddp"])
+def test_checkpoints_hold_cpu_tensors_and_resume_on_another_device_setting(tmp_path, monkeypatch, backend):
+    # written with device=cpu, continued with device=auto (a GPU run continued elsewhere): the device is not part of
+    # the experiment's identity, the checkpoint's tensors are on the CPU and move to the resuming run's device
+    args = [*SMALL, "algorithm=scaffold", f"backend={backend}"]
+    with socket.socket() as s:  # backend=ddp here is a world of one in this process: a free port for its group
+        s.bind(("127.0.0.1", 0))
+        monkeypatch.setenv("MASTER_PORT", str(s.getsockname()[1]))
+    full = run(compose_config([*args, "device=cpu"], tmp_path / "full"))
+    run(compose_config([*args, "device=cpu", "rounds=2"], tmp_path / "resumed"))
     payload = torch.load(tmp_path / "resumed" / "checkpoint" / "checkpoint.pt", weights_only=True, map_location="meta")
     assert payload["server"]["params"].device.type == "meta"  # loads anywhere: nothing in it is tied to a GPU
-    resumed = run(compose_config(args, tmp_path / "resumed"))
+    resumed = run(compose_config([*args, "device=auto"], tmp_path / "resumed"))
+    assert [r["test_accuracy"] for r in resumed.rows] == [r["test_accuracy"] for r in full.rows]
     assert torch.equal(resumed.server["params"], full.server["params"])
 
 
