@@ -160,8 +160,11 @@ def test_a_killed_worker_s_study_continues_on_rerun_and_its_lost_trial_resumes(t
     deadline = time.time() + 300
     while True:  # two trials finished and a third one some rounds in
         assert proc.poll() is None and time.time() < deadline, proc.stdout.read() if proc.poll() is not None else "timeout"
-        if (folder / "journal.log").exists():
-            trials = _study(folder).trials
+        try:  # the journal file exists a moment before the study's creation is written to it
+            trials = _study(folder).trials if (folder / "journal.log").exists() else []
+        except KeyError:
+            trials = []
+        if trials:
             running = [t for t in trials if t.state == optuna.trial.TrialState.RUNNING]
             done = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
             if len(done) >= 2 and running and (Path(running[0].user_attrs.get("run_dir", "/none")) / "checkpoint").exists():
