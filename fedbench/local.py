@@ -91,8 +91,6 @@ def load(task: LightningModule, params: Tensor, buffers: Tensor | None) -> None:
 
 
 def _loss(task: LightningModule, x: Tensor, y: Tensor, idx: Tensor | None, step: int, extra: ExtraLoss | None):
-    if idx is not None and idx.device != x.device:  # batch orders are drawn on the CPU, the same on every device
-        idx = idx.to(x.device)
     batch = (x, y) if idx is None else (x[idx], y[idx])
     task_loss = task.training_step(batch, step)
     if isinstance(task_loss, dict):  # Lightning allows {"loss": ..., ...}

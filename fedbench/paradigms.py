@@ -160,7 +160,8 @@ def run_trainer(cfg: DictConfig):  # -> fedbench.run.RunResult
         status.write(out, "running")
     logger = build_part(cfg.logger)(str(out), config, []) if main else null_logger()  # loggers only: epochs, not rounds
     recorder = EpochRecorder(cfg, data, counter, hook, world, logger)
-    gpu = resolve_device(cfg.get("device", "auto")).type == "cuda"  # Lightning puts each rank on its own GPU
+    device = resolve_device(cfg.get("device", "auto"))
+    gpu = device.type == "cuda"  # with several ranks, Lightning puts each on its own GPU
     if world > 1:
         devices, nodes = _layout(world)
         strategy: Any = DDPStrategy(process_group_backend=None if gpu else "gloo",
@@ -170,7 +171,7 @@ def run_trainer(cfg: DictConfig):  # -> fedbench.run.RunResult
     log.info("%s baseline: %s, %d params, global batch %d over %d rank(s), %d epochs -> %s", cfg.paradigm, data.name,
              num_params, global_batch, world, cfg.rounds, out)
     if gpu and world == 1:
-        devices = [resolve_device(cfg.get("device", "auto")).index or 0]
+        devices = [device.index or 0]
     trainer = L.Trainer(accelerator="gpu" if gpu else "cpu", devices=devices, num_nodes=nodes,
                         strategy=strategy, max_epochs=cfg.rounds, logger=False, enable_checkpointing=False,
                         enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0,

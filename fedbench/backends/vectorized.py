@@ -257,7 +257,6 @@ def _batch(data: tuple[Tensor, Tensor], idx: Tensor | None) -> tuple[Tensor, Ten
     x, y = data
     if idx is None:
         return x, y
-    idx = idx.to(x.device, non_blocking=True)
     return x[idx], y[idx]
 
 
