@@ -19,7 +19,7 @@ from fedbench.backends import Backend
 from fedbench.client import ClientPlan
 from fedbench.compress.channel import build_channel
 from fedbench.data.base import FederatedData
-from fedbench.device import resolve_device, to_device
+from fedbench.device import run_device, to_device
 from fedbench.aggregators import mean
 from fedbench.attacks import flip_labels
 from fedbench.errors import ConfigError, require
@@ -89,7 +89,7 @@ def build(cfg: DictConfig) -> Experiment:
     partitioner = build_part(cfg.partitioner)
     network: Network = build_part(cfg.network)
     backend: Backend = build_part(cfg.backend)
-    device = resolve_device(cfg.get("device", "cpu"))
+    device = run_device(cfg)
     data: FederatedData = build_part(cfg.dataset)
     validate_sizes(cfg.num_clients, len(data.y_train))
     parts = partitioner(data.train_labels, cfg.num_clients, cfg.seed, data.groups)
@@ -98,10 +98,11 @@ def build(cfg: DictConfig) -> Experiment:
         client_data = [(x, flip_labels(y, data.num_classes) if c in threat.byzantine else y)
                        for c, (x, y) in enumerate(client_data)]
     task = build_task(cfg, data)
-    if device.type != "cpu":  # copied once; the training data stays on the CPU too, for partition statistics
-        client_data = to_device(client_data, device)
-        data = replace(data, x_test=data.x_test.to(device), y_test=data.y_test.to(device))
-        task = task.to(device)
+    # moved once, by the same calls on every device (no copy where the tensors already are); the training data
+    # itself stays on the CPU, for partition statistics
+    client_data = to_device(client_data, device)
+    data = replace(data, x_test=data.x_test.to(device), y_test=data.y_test.to(device))
+    task = task.to(device)
     check_batch_norm(task, [len(p) for p in parts], cfg.batch_size)
     local_dp = threat.privacy is not None and threat.privacy.kind == "local_dp"
     if local_dp:

@@ -98,7 +98,7 @@ def _remove_stale_temporaries(directory: Path) -> None:
 def save(directory: Path, payload: dict[str, Any]) -> Path:
     """Atomically write ``payload`` (with its checksum) to ``directory/checkpoint.pt``, its tensors on the CPU
     (a GPU run's checkpoint loads anywhere)."""
-    payload = to_device(payload, torch.device("cpu"))
+    payload = {k: v if k in META else to_device(v, torch.device("cpu")) for k, v in payload.items()}  # rows: no tensors
     directory.mkdir(parents=True, exist_ok=True)
     _remove_stale_temporaries(directory)
     final = directory / FILENAME

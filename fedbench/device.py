@@ -16,6 +16,12 @@ import torch
 from fedbench.errors import require
 
 CHOICES = "auto, cpu, cuda or cuda:N"
+DEFAULT = "auto"  # conf/config.yaml's value; also taken when a hand-made config has no ``device`` key
+
+
+def run_device(cfg: Any) -> torch.device:
+    """The device a run's config names (its ``device`` key, :data:`DEFAULT` when absent)."""
+    return resolve_device(cfg.get("device", DEFAULT))
 
 
 def check_device(spec: Any, field: str = "device") -> None:

@@ -77,8 +77,8 @@ def batches(n: int, batch_size: int | None, epochs: int, generator: torch.Genera
             yield epoch, None
             continue
         order = torch.randperm(n, generator=generator)
-        if device is not None and device.type != "cpu":
-            order = order.to(device)
+        if device is not None:
+            order = order.to(device)  # no copy on the CPU
         for idx in order.split(batch_size):
             yield epoch, idx
 

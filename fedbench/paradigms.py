@@ -39,7 +39,7 @@ from fedbench import checkpoint, records, status
 from fedbench.backends.ddp import rank_and_world
 from fedbench.build import build_part, build_task
 from fedbench.ddp_hooks import BucketCounter, counting_hook
-from fedbench.device import resolve_device
+from fedbench.device import run_device
 from fedbench.errors import ConfigError
 from fedbench.hardware import hardware
 from fedbench.local import evaluate
@@ -160,7 +160,7 @@ def run_trainer(cfg: DictConfig):  # -> fedbench.run.RunResult
         status.write(out, "running")
     logger = build_part(cfg.logger)(str(out), config, []) if main else null_logger()  # loggers only: epochs, not rounds
     recorder = EpochRecorder(cfg, data, counter, hook, world, logger)
-    device = resolve_device(cfg.get("device", "auto"))
+    device = run_device(cfg)
     gpu = device.type == "cuda"  # with several ranks, Lightning puts each on its own GPU
     if world > 1:
         devices, nodes = _layout(world)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from fedbench.device import check_device
+from fedbench.device import DEFAULT, check_device
 from fedbench.errors import require
 
 
@@ -23,7 +23,7 @@ def is_num(v: Any) -> bool:
 def validate_knobs(cfg: Mapping[str, Any]) -> None:
     """Raise ConfigError naming the first bad field and its allowed range."""
     require(is_int(cfg["seed"]) and cfg["seed"] >= 0, "seed", "an integer >= 0", cfg["seed"])
-    check_device(cfg.get("device", "cpu"))
+    check_device(cfg.get("device", DEFAULT))
     require(is_int(cfg["rounds"]) and cfg["rounds"] >= 1, "rounds", "an integer >= 1", cfg["rounds"])
     require(is_int(cfg["num_clients"]) and cfg["num_clients"] >= 1, "num_clients", "an integer >= 1", cfg["num_clients"])
     c = cfg["client_fraction"]

@@ -4,7 +4,6 @@ device; checkpoints written on the CPU) and gives today's numbers; a device that
 before anything is written."""
 
 import socket
-from pathlib import Path
 
 import pytest
 import torch

@@ -7,6 +7,7 @@ from typing import Any
 
 from omegaconf import DictConfig
 
+from fedbench.device import DEFAULT
 from fedbench.errors import ConfigError, require, require_choice
 from fedbench.sampling import clients_per_round
 from fedbench.validate import is_int
@@ -74,7 +75,7 @@ def check(cfg: DictConfig) -> None:
         require(workers is None or workers == m, "backend.workers",
                 f"null or the clients per round m = floor(client_fraction * num_clients) = {m} (FedML's MPI simulator "
                 f"trains one client per process)", workers)
-    device = cfg.get("device", "auto")
+    device = cfg.get("device", DEFAULT)
     require(device in ("auto", "cpu"), "device", "auto or cpu with backend=fedml (fedbench runs FedML's simulators on "
             "the CPU: using_gpu false)", device)
     threads = b.threads
