@@ -47,6 +47,30 @@ def test_krum_scores_and_choice_by_hand():
     assert torch.equal(agg.krum_rule(f=1, m=3).combine(xs, [1] * 5, None), torch.tensor([1.0]))
 
 
+def test_multi_krum_weighted_by_samples_is_flowers_convention():
+    xs = vecs([0.0], [1.0], [2.0], [10.0], [11.0])
+    # m = 2 picks [1] (weight 3) and [0] (weight 1): unweighted 0.5 (paper), weighted (3*1 + 1*0) / 4 = 0.75
+    assert torch.equal(agg.krum_rule(f=1, m=2).combine(xs, [1, 3, 1, 1, 1], None), torch.tensor([0.5]))
+    assert agg.krum_rule(f=1, m=2, weighted=True).combine(xs, [1, 3, 1, 1, 1], None).item() == pytest.approx(0.75)
+
+
+def test_krum_scores_are_exact_for_uploads_sharing_a_large_offset():
+    """30 uploads = 1000 + small differences (weights uploads around one model): every score within 1e-12
+    relative of an exact float64 sum (math.fsum of the squared differences); torch.cdist is off by ~1e-3."""
+    g = torch.Generator().manual_seed(0)
+    xs = [1000.0 + 1e-3 * torch.randn(2000, generator=g, dtype=torch.float64) for _ in range(30)]
+    f = 3
+    rows = [x.tolist() for x in xs]
+    d2 = [[math.fsum((a - b) ** 2 for a, b in zip(ri, rj)) for rj in rows] for ri in rows]
+    k = 30 - f - 2
+    exact = [math.fsum(sorted(d for j, d in enumerate(row) if j != i)[:k]) for i, row in enumerate(d2)]
+    scores = agg.krum_scores(xs, f).tolist()
+    assert max(abs(s - e) / e for s, e in zip(scores, exact)) < 1e-12
+    stacked = torch.stack(xs)
+    cdist = torch.cdist(stacked, stacked).pow(2).fill_diagonal_(math.inf).sort(1).values[:, :k].sum(1).tolist()
+    assert max(abs(s - e) / e for s, e in zip(cdist, exact)) > 1e-9  # what the old formula gave
+
+
 def test_krum_ignores_an_outlier_the_mean_follows():
     xs = vecs([1.0, 1.0], [1.1, 0.9], [0.9, 1.1], [1.0, 1.05], [-50.0, 80.0])
     # scores (2 nearest): [1, 1] 0.0025 + 0.02 = 0.0225; [1, 1.05] 0.0025 + 0.0125 = 0.015 (the lowest)
