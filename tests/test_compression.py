@@ -51,6 +51,38 @@ def test_error_feedback_telescopes(feedback):
         assert torch.equal(arrived[-1], state["h:g"])
 
 
+def _residual_growth(comp, rounds: int = 200, d: int = 1000) -> float:
+    """Largest error-feedback residual norm over ``rounds`` fresh Gaussian inputs, over the mean input norm."""
+    ch, state, worst, norms = Channel(comp, "up", "ef"), {}, 0.0, []
+    for t in range(rounds):
+        x = torch.randn(d, generator=torch_generator(3, t), dtype=torch.float64)
+        _, _, state = ch.send(x, "up", t, 0, state, "g")
+        worst, norms = max(worst, float(state["e:g"].norm())), norms + [float(x.norm())]
+    return worst / (sum(norms) / len(norms))
+
+
+@pytest.mark.parametrize("unscaled,rescaled", [
+    (sparsify("randk", ratio=0.1, rescale=False), sparsify("randk", ratio=0.1)),
+    (qsgd(levels=4, rescale=False), qsgd(levels=4)),
+], ids=["randk", "qsgd"])
+def test_error_feedback_residual_stays_bounded_with_the_contractive_variant(unscaled, rescaled):
+    """With rescale=false the residual stays below 10x the input norm over 200 rounds; the rescaled (unbiased)
+    operator, which build_channel refuses with error feedback, blows it up."""
+    assert not unscaled.unbiased and rescaled.unbiased
+    assert _residual_growth(unscaled) < 10
+    assert _residual_growth(rescaled) > 100
+
+
+def test_unscaled_randk_and_qsgd_by_hand():
+    out, _, _ = roundtrip(sparsify("randk", ratio=0.3, rescale=False), X, torch_generator(0))
+    kept = out.nonzero().flatten()
+    assert len(kept) == 3 and torch.equal(out[kept], X[kept])  # the entries themselves, no d / k factor
+    q, _, _ = roundtrip(qsgd(levels=4), X, torch_generator(0))
+    scaled, _, _ = roundtrip(qsgd(levels=4, rescale=False), X, torch_generator(0))
+    omega = min(10 / 16, math.sqrt(10) / 4)  # d / s^2 = 0.625 < sqrt(d) / s = 0.79
+    assert torch.allclose(scaled, q / (1 + omega), atol=1e-12)
+
+
 def test_wire_bytes_by_hand():
     assert roundtrip(sparsify("topk", ratio=0.3), X, None)[1] == 3 * 4 + 3 * 4  # k values + k int32 indices
     assert roundtrip(sparsify("topk", ratio=0.3, pack_indices=True), X, None)[1] == 12 + 2  # 3 x 4 bits -> 2 bytes
@@ -90,6 +122,9 @@ def test_powersgd_is_exact_on_a_low_rank_matrix_after_warm_start():
     ("compressor=qsgd compressor.direction=sideways", "compressor.direction must be one of ['up', 'down', 'both']"),
     ("compressor=qsgd compressor.error_feedback=maybe", "compressor.error_feedback must be one of"),
     ("compressor=fp16 compressor.direction=down topology=hierarchical", "compressor.direction must be up with topology=hierarchical"),
+    ("compressor=randk compressor.error_feedback=true", "compressor.error_feedback: ef needs a contractive compressor, "
+     "but randk rescales its output to be unbiased"),
+    ("compressor=qsgd compressor.error_feedback=ef21", "set compressor.rescale=false"),
 ])
 def test_bad_compressor_settings_name_the_field(make_cfg, overrides, message):
     with pytest.raises(ConfigError) as err:
@@ -117,7 +152,8 @@ def test_topk_with_error_feedback_is_close_to_fedavg_at_a_quarter_of_the_bytes(m
 @pytest.mark.parametrize("compressor", ["qsgd", "sign", "powersgd"])
 def test_every_algorithm_path_runs_compressed(make_cfg, compressor):
     for alg in ("scaffold", "fednova", "fedadam"):
-        result = run(make_cfg(f"algorithm={alg}", f"compressor={compressor}", "compressor.error_feedback=ef21",
+        contractive = ["compressor.rescale=false"] if compressor == "qsgd" else []
+        result = run(make_cfg(f"algorithm={alg}", f"compressor={compressor}", "compressor.error_feedback=ef21", *contractive,
                               "rounds=2", "local_epochs=1", "checkpoint_every=0"))
         assert result.summary["compression_ratio"] > 1.2 and not result.summary["diverged"]
 
