@@ -10,7 +10,7 @@ from fedbench.errors import ConfigError
 from fedbench.params import get_flat
 from fedbench.run import run
 from fedbench.seeding import torch_generator
-from fedbench.topology.asynchronous import staleness_weight
+from fedbench.topology.asynchronous import buffered_update, staleness_weight
 
 ASYNC = ["topology=async"]
 
@@ -18,10 +18,36 @@ ASYNC = ["topology=async"]
 def test_fedbuff_with_buffer_equal_to_concurrency_is_synchronous_fedavg(make_cfg):
     common = ["num_clients=20", "client_fraction=0.25", "rounds=3", "local_epochs=1"]
     fedavg = run(make_cfg(*common))
-    fedbuff = run(make_cfg(*common, *ASYNC, "topology.mode=fedbuff", "topology.concurrency=5", "topology.buffer_size=5"))
+    fedbuff = run(make_cfg(*common, *ASYNC, "topology.mode=fedbuff", "topology.concurrency=5", "topology.buffer_size=5",
+                           "topology.buffer_weights=samples"))
     assert torch.allclose(fedbuff.server["params"], fedavg.server["params"], atol=1e-6, rtol=0)
     assert [r["test_accuracy"] for r in fedbuff.rows] == pytest.approx([r["test_accuracy"] for r in fedavg.rows], abs=1e-6)
     assert all(r["staleness"] == 0 for r in fedbuff.rows)  # every update was computed on the current model
+
+
+def test_fedbuff_two_arrival_step_uses_the_papers_staleness_weights():
+    """Nguyen et al. 2022: a buffer of K = 2 arrivals with staleness 0 and 3 steps the server on
+    (1/2) (Delta_1 / sqrt(1) + Delta_2 / sqrt(4)); with sample weights (2 and 6 samples) on (2 D1 + 6 D2 / 2) / 8."""
+    d1, d2 = torch.tensor([1.0, -2.0, 4.0]), torch.tensor([8.0, 0.0, -4.0])
+    kept = [({"delta": d1, "num_samples": 2}, 0), ({"delta": d2, "num_samples": 6}, 3)]
+    paper = buffered_update(kept, "polynomial", 0.5, 4, "uniform")
+    assert torch.allclose(paper, torch.tensor([(1 + 8 / 2) / 2, -2 / 2, (4 - 4 / 2) / 2]))
+    by_samples = buffered_update(kept, "polynomial", 0.5, 4, "samples")
+    assert torch.allclose(by_samples, torch.tensor([(2 + 6 * 8 / 2) / 8, -4 / 8, (8 - 6 * 4 / 2) / 8]))
+    old_rule = buffered_update(kept, "constant", 0.5, 4, "samples")
+    assert torch.allclose(old_rule, (2 * d1 + 6 * d2) / 8)
+
+
+def test_fedbuff_run_applies_the_staleness_scaling(make_cfg):
+    """End to end: a stale FedBuff run differs from the same run without staleness scaling, and the defaults are
+    the paper's (uniform buffer, 1/sqrt(1 + tau))."""
+    over = [*ASYNC, "topology.concurrency=6", "topology.buffer_size=2", "client_speed.sigma=1", "local_epochs=1",
+            "rounds=4", "checkpoint_every=0"]
+    paper, plain = run(make_cfg(*over)), run(make_cfg(*over, "topology.staleness=constant"))
+    assert any(r["staleness"] > 0 for r in paper.rows)
+    assert not torch.allclose(paper.server["params"], plain.server["params"])
+    assert paper.summary["config"]["topology"]["buffer_weights"] == "uniform"
+    assert paper.summary["config"]["topology"]["staleness"] == "polynomial"
 
 
 def test_staleness_functions_match_the_paper():
@@ -61,6 +87,7 @@ def test_async_rows_clock_and_staleness(make_cfg):
     (["topology.concurrency=30"], "topology.concurrency must be <= num_clients (20)"),
     (["topology.mode=sync"], "topology.mode must be one of ['fedasync', 'fedbuff']"),
     (["topology.staleness=linear"], "topology.staleness must be one of"),
+    (["topology.buffer_weights=equal"], "topology.buffer_weights must be one of ['uniform', 'samples']"),
     (["algorithm=scaffold"], "algorithm: topology=async applies local models as they arrive"),
     (["model=mlp_bn", "batch_size=16"], "model: topology=async does not carry buffers"),
 ])

@@ -10,14 +10,19 @@ version it received; its staleness is ``tau`` = server steps since then.
   is one server step, ``x <- (1 - a) x + a y_i`` with ``a = alpha * s(tau)``, where ``s`` is
   ``constant`` (1), ``polynomial`` ((tau + 1)^-a) or ``hinge`` (1 if tau <= b else 1 / (a (tau - b) + 1)).
 * ``mode=fedbuff`` (Nguyen, Malik, Zhan, Yousefpour, Rabbat, Malek, Huba, "Federated Learning with
-  Buffered Asynchronous Aggregation", AISTATS 2022): arrivals are buffered; every ``buffer_size``
-  arrivals the server steps on the sample-weighted mean of their updates ``y_i - x_start(i)`` with
-  the ``server_optimizer`` (sgd lr 1 by default).
+  Buffered Asynchronous Aggregation", AISTATS 2022, Algorithm 1): arrivals are buffered, each update
+  ``Delta_i = y_i - x_start(i)`` scaled by ``s(tau_i)`` as it arrives (the paper: ``1 / sqrt(1 + tau)``, i.e.
+  ``staleness=polynomial`` with ``a=0.5``, the default); every ``buffer_size`` = K arrivals the server steps
+  on ``(1/K) sum_i s(tau_i) Delta_i`` (``buffer_weights=uniform``, the paper's) with the
+  ``server_optimizer`` (sgd lr 1 by default). ``buffer_weights=samples`` weights the buffer by sample
+  counts instead; ``staleness=constant buffer_weights=samples`` is the rule fedbench used before
+  (a sample-weighted mean with no staleness scaling), kept as an explicit option.
 
 Updates staler than ``max_staleness`` are dropped (they were sent, so they count as traffic). After a
 server step, idle clients are dispatched to refill the slots: the first idle ones in the seeded order
-the star uses to sample round v + 1, so with ``buffer_size = concurrency = m`` and equal speeds FedBuff
-is synchronous FedAvg. A metrics row is one server step; ``sim_time_s`` is the clock, ``staleness``
+the star uses to sample round v + 1, so with ``buffer_size = concurrency = m``, equal speeds and
+``buffer_weights=samples`` FedBuff is synchronous FedAvg. The first row's downloads include the initial
+fill of all ``concurrency`` slots (so it counts ``concurrency + buffer_size`` messages down). A metrics row is one server step; ``sim_time_s`` is the clock, ``staleness``
 the mean tau of the applied updates; ``summary.json`` gets the staleness histogram. An asynchronous
 parameter server (one local step per job) is ``algorithm=fedsgd algorithm.upload=weights``.
 """
@@ -36,7 +41,7 @@ from fedbench.build import Experiment
 from fedbench.comm import RoundComm
 from fedbench.errors import ConfigError, require, require_choice
 from fedbench.local import evaluate
-from fedbench.params import nbytes, weighted_mean
+from fedbench.params import nbytes, normalized_weights, weighted_sum
 from fedbench.round import compression_columns, local_work, row
 from fedbench.seeding import torch_generator
 from fedbench.server_optimizers import ServerOptimizer, apply, sgd
@@ -44,6 +49,7 @@ from fedbench.topology import Topology, TopologyState
 from fedbench.workload import assign_work
 
 STALENESS = ("constant", "polynomial", "hinge")
+BUFFER_WEIGHTS = ("uniform", "samples")
 
 
 def staleness_weight(kind: str, tau: int, a: float = 0.5, b: int = 4) -> float:
@@ -57,11 +63,13 @@ def staleness_weight(kind: str, tau: int, a: float = 0.5, b: int = 4) -> float:
 
 def asynchronous(mode: str = "fedbuff", concurrency: int = 10, buffer_size: int = 5, alpha: float = 0.6,
                  staleness: str = "polynomial", a: float = 0.5, b: int = 4, max_staleness: int | None = None,
-                 step_time_s: float = 0.01, server_optimizer: ServerOptimizer | None = None) -> Topology:
+                 step_time_s: float = 0.01, server_optimizer: ServerOptimizer | None = None,
+                 buffer_weights: str = "uniform") -> Topology:
     """FedAsync / FedBuff on a simulated clock (see the module docstring for every argument;
     ``server_optimizer`` is FedBuff's server step, the config passes ``${server_optimizer}``)."""
     require_choice(mode, "topology.mode", ("fedasync", "fedbuff"))
     require_choice(staleness, "topology.staleness", STALENESS)
+    require_choice(buffer_weights, "topology.buffer_weights", BUFFER_WEIGHTS)
     require(isinstance(concurrency, int) and concurrency >= 1, "topology.concurrency", "an integer >= 1", concurrency)
     require(mode == "fedasync" or (isinstance(buffer_size, int) and 1 <= buffer_size <= concurrency),
             "topology.buffer_size", f"an integer in [1, concurrency ({concurrency})]", buffer_size)
@@ -131,8 +139,7 @@ def asynchronous(mode: str = "fedbuff", concurrency: int = 10, buffer_size: int 
             mix = alpha * staleness_weight(staleness, tau, a, b)
             server = {**server, "params": (1 - mix) * server["params"] + mix * e["params"]}
         elif kept:
-            mean_delta = weighted_mean([e["delta"] for e, _ in kept], [e["num_samples"] for e, _ in kept])
-            server = apply(opt, server, -mean_delta)
+            server = apply(opt, server, -buffered_update(kept, staleness, a, b, buffer_weights))
         state["server"], state["version"] = server, state["version"] + 1
         for _, tau in kept:
             state["staleness_counts"][str(tau)] = state["staleness_counts"].get(str(tau), 0) + 1
@@ -160,7 +167,16 @@ def asynchronous(mode: str = "fedbuff", concurrency: int = 10, buffer_size: int 
 
     return Topology("async", init, step, check, summary,
                     options={"mode": mode, "concurrency": concurrency, "buffer_size": buffer_size, "alpha": alpha,
-                             "staleness": staleness, "max_staleness": max_staleness, "step_time_s": step_time_s})
+                             "staleness": staleness, "max_staleness": max_staleness, "step_time_s": step_time_s,
+                             "buffer_weights": buffer_weights})
+
+
+def buffered_update(kept: list[tuple[dict, int]], staleness: str, a: float, b: int, weights: str) -> torch.Tensor:
+    """FedBuff's buffered update: ``sum_i w_i s(tau_i) Delta_i`` with ``w_i = 1/K`` (``uniform``, Nguyen et al.
+    2022) or ``n_i / sum_j n_j`` (``samples``), over the kept arrivals ``(event, tau)``."""
+    raw = normalized_weights([e["num_samples"] for e, _ in kept] if weights == "samples" else [1.0] * len(kept))
+    scaled = [w * staleness_weight(staleness, tau, a, b) for w, (_, tau) in zip(raw.tolist(), kept)]
+    return weighted_sum([e["delta"] for e, _ in kept], scaled)
 
 
 def _as_result(event: dict) -> LocalResult:
