@@ -24,7 +24,10 @@ from fedbench.aggregators import mean
 from fedbench.attacks import flip_labels
 from fedbench.errors import ConfigError, require
 from fedbench.network import Network
+from fedbench.params import get_buffers
 from fedbench.partition.common import label_counts
+from fedbench.privacy import check_sampling
+from fedbench.sampling import resolve_sampling
 from fedbench.schema import check_node
 from fedbench.seeding import derive_seed
 from fedbench.threat_model import ThreatModel, build_threat_model
@@ -51,6 +54,7 @@ class Experiment:
     channel: Any = None  # fedbench.compress.channel.Channel, None without compression
     threat: ThreatModel = ThreatModel(mean())  # aggregator, attack, dropout, privacy
     device: torch.device = torch.device("cpu")  # where the task, client and test data, server and client states live
+    sampling: str = "fixed"  # client_sampling, resolved: fixed | poisson (fedbench.sampling)
 
 
 def build_part(node: DictConfig, **kwargs: Any) -> Any:
@@ -86,6 +90,8 @@ def build(cfg: DictConfig) -> Experiment:
     topology = build_part(cfg.topology)
     topology.check(cfg, algorithm)
     threat = build_threat_model(cfg, algorithm, topology.name)
+    sampling = resolve_sampling(cfg.get("client_sampling", "auto"), threat.privacy.client_sampling if threat.privacy else None)
+    check_sampling(threat.privacy, sampling)
     partitioner = build_part(cfg.partitioner)
     network: Network = build_part(cfg.network)
     backend: Backend = build_part(cfg.backend)
@@ -104,6 +110,8 @@ def build(cfg: DictConfig) -> Experiment:
     data = replace(data, x_test=data.x_test.to(device), y_test=data.y_test.to(device))
     task = task.to(device)
     check_batch_norm(task, [len(p) for p in parts], cfg.batch_size)
+    local_buffers = bool(cfg.task.get("local_buffers", False))
+    check_private_buffers(task, threat, local_buffers)
     local_dp = threat.privacy is not None and threat.privacy.kind == "local_dp"
     if local_dp:
         check_per_sample_gradients(task)
@@ -111,9 +119,9 @@ def build(cfg: DictConfig) -> Experiment:
     plan = ClientPlan(cfg.batch_size, cfg.seed, cfg.lr, dp)
     speeds = speed_factors(cfg.num_clients, cfg.seed, cfg.client_speed.sigma, cfg.client_speed.factors)
     exp = Experiment(data, parts, client_data, task, algorithm, backend, plan, network, speeds,
-                     bool(cfg.task.get("local_buffers", False)), topology, cfg.client_speed.step_time_s,
+                     local_buffers, topology, cfg.client_speed.step_time_s,
                      build_channel(cfg.compressor, cfg.seed, [tuple(p.shape) for p in task.parameters()]), threat,
-                     device)
+                     device, sampling)
     if backend.check is not None:  # e.g. backend=vectorized refuses what it cannot run, before any round
         backend.check(exp)
     return exp
@@ -146,6 +154,17 @@ def check_batch_norm(task: LightningModule, sizes: list[int], batch_size: int | 
     bad = [n for n in sizes if (n if batch_size is None or batch_size >= n else n % batch_size) == 1]
     require(not bad, "batch_size", f"a size that leaves no client a last batch of 1 sample with a BatchNorm model "
             f"({len(bad)} client(s) have such a size, e.g. {bad[0] if bad else 0} samples)", batch_size)
+
+
+def check_private_buffers(task: LightningModule, threat: ThreatModel, local_buffers: bool) -> None:
+    """DP-FedAvg clips and noises the parameters only: a model with buffers (BatchNorm statistics) would have their
+    plain mean published outside the mechanism, so the reported epsilon would not cover what the server releases."""
+    if threat.privacy is None or threat.privacy.kind != "dp_fedavg" or local_buffers or get_buffers(task) is None:
+        return
+    raise ConfigError("model: privacy=dp_fedavg clips and noises the parameters, but this model has buffers "
+                      "(BatchNorm running statistics) whose plain mean the server would publish outside the "
+                      "mechanism, uncovered by epsilon; set task.local_buffers=true (FedBN: buffers never leave the "
+                      "clients) or use a model without buffers (e.g. model=mlp)")
 
 
 def check_per_sample_gradients(task: LightningModule) -> None:

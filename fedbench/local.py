@@ -83,6 +83,21 @@ def batches(n: int, batch_size: int | None, epochs: int, generator: torch.Genera
             yield epoch, idx
 
 
+def poisson_batches(n: int, batch_size: int | None, epochs: int, generator: torch.Generator,
+                    device: torch.device | None = None) -> Iterator[tuple[int, Tensor | None]]:
+    """(epoch, index tensor) of Poisson-sampled minibatches for DP-SGD, from opacus' ``UniformWithReplacementSampler``:
+    each sample joins each step with probability ``q = B / n`` (1 for ``B`` = null or >= n: the full batch), and an
+    epoch is ``int(1 / q)`` steps, as opacus' ``DPDataLoader``; batch sizes vary around ``B`` and may be 0."""
+    from opacus.utils.uniform_sampler import UniformWithReplacementSampler
+
+    q = 1.0 if batch_size is None or batch_size >= n else batch_size / n
+    sampler = UniformWithReplacementSampler(num_samples=n, sample_rate=q, generator=generator)
+    for epoch in range(epochs):
+        for indices in sampler:
+            idx = torch.as_tensor(indices, dtype=torch.int64)
+            yield epoch, idx if device is None else idx.to(device)
+
+
 def load(task: LightningModule, params: Tensor, buffers: Tensor | None) -> None:
     """Put a model (and its buffers, when it has any) into the shared module."""
     set_flat(task, params)
@@ -165,10 +180,11 @@ def train(task: LightningModule, start: Tensor, x: Tensor, y: Tensor, *, epochs:
     if plan.scheduler is not None and plan.interval == "round":
         for group, lr in zip(plan.optimizer.param_groups, round_rates(task, round_)):
             group["lr"] = lr
-    steps, loss_sum, rates, epoch_done = 0, torch.zeros((), device=start.device), [], 0
+    steps, loss_sum, rates, epoch_done, nonempty = 0, torch.zeros((), device=start.device), [], 0, 0
     b = len(y) if batch_size is None else min(batch_size, len(y))
+    order = batches if dp is None else poisson_batches  # DP-SGD's accountant assumes Poisson batches
     with collecting_logs(task) as sink, dp_sgd(task, plan.optimizer, dp, b) as optimizer:
-        for epoch, idx in batches(len(y), batch_size, epochs, generator, x.device):
+        for epoch, idx in order(len(y), batch_size, epochs, generator, x.device):
             if plan.scheduler is not None and plan.interval == "epoch" and epoch > epoch_done:
                 epoch_done = epoch
                 if epoch % plan.frequency == 0:
@@ -181,14 +197,16 @@ def train(task: LightningModule, start: Tensor, x: Tensor, y: Tensor, *, epochs:
             rates.append(optimizer.param_groups[0]["lr"])
             optimizer.step()
             steps += 1
-            loss_sum += task_loss.detach()
+            if idx is None or len(idx):  # an empty Poisson batch takes a noise-only step; its loss is not a number
+                loss_sum += task_loss.detach()
+                nonempty += 1
             if plan.scheduler is not None and plan.interval == "step" and steps % plan.frequency == 0:
                 plan.scheduler.step()
             if max_steps is not None and steps >= max_steps:
                 break
     # a constant rate is returned as is (a mean of equal floats can be off by one ulp)
     lr = rates[0] if len(set(rates)) == 1 else sum(rates) / max(len(rates), 1)
-    return LocalOutcome(get_flat(task), get_buffers(task), steps, float(loss_sum) / max(steps, 1), lr, sink.means())
+    return LocalOutcome(get_flat(task), get_buffers(task), steps, float(loss_sum) / max(nonempty, 1), lr, sink.means())
 
 
 def gradient(task: LightningModule, start: Tensor, x: Tensor, y: Tensor, *, batch_size: int | None,

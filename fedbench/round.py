@@ -27,7 +27,7 @@ from fedbench.client import run_client
 from fedbench.comm import RoundComm
 from fedbench.metrics import COLUMNS
 from fedbench.params import weighted_mean
-from fedbench.privacy import dp_combine, epsilon, local_epsilon
+from fedbench.privacy import dp_combine, epsilon, fixed_size_epsilon, local_epsilon
 from fedbench.sampling import clients_per_round, sample_clients
 from fedbench.seeding import numpy_generator
 from fedbench.workload import Workload, assign_work
@@ -65,7 +65,7 @@ def participants(exp: Experiment, cfg: DictConfig, r: int, client_states: dict[i
     """Round ``r``'s sampled clients, their work, those whose work arrives (dropped stragglers miss the
     deadline and failed clients, ``dropout``, never report: both got the model), and those clients' states."""
     alg = exp.algorithm
-    clients = sample_clients(cfg.num_clients, cfg.client_fraction, cfg.seed, r)
+    clients = sample_clients(cfg.num_clients, cfg.client_fraction, cfg.seed, r, exp.sampling)
     work = assign_work(clients, r, cfg.seed, cfg.local_epochs, cfg.local_epochs_max, cfg.straggler_fraction)
     failed = dropped_out(clients, exp.threat.dropout, cfg.seed, r)
     active = [c for c in clients if not (alg.drop_stragglers and c in work.stragglers) and c not in failed]
@@ -126,13 +126,21 @@ def compression_columns(raw_up: int, raw_down: int, comm: RoundComm, down: bool 
     return {"raw_bytes_up": raw_up, "raw_bytes_down": raw_down, "compression_ratio": raw / wire if wire else float("nan")}
 
 
-def combine_for(exp: Experiment, cfg: DictConfig, r: int) -> Combine:
+def combine_for(exp: Experiment, cfg: DictConfig, r: int, server: State | None = None) -> Combine:
     """Round ``r``'s rule for combining uploads: DP-FedAvg's clipped noisy sum with ``privacy=dp_fedavg``,
     else the ``aggregator`` (the weighted mean by default)."""
     privacy = exp.threat.privacy
     if privacy is not None and privacy.kind == "dp_fedavg":
-        return dp_combine(privacy, clients_per_round(cfg.num_clients, cfg.client_fraction), r)
+        like = None if server is None else server["params"]
+        return dp_combine(privacy, clients_per_round(cfg.num_clients, cfg.client_fraction), r, like)
     return exp.threat.aggregator.combine
+
+
+def releases_when_empty(exp: Experiment) -> bool:
+    """Whether a round with no uploads still takes a server step: DP-FedAvg releases its noise every round, so the
+    output does not reveal that the cohort was empty (see :mod:`fedbench.privacy`)."""
+    privacy = exp.threat.privacy
+    return privacy is not None and privacy.kind == "dp_fedavg"
 
 
 def server_step(exp: Experiment, server: State, uploads: Sequence[Upload], buffers,
@@ -169,8 +177,10 @@ def threat_columns(exp: Experiment, cfg: DictConfig, results: Sequence[LocalResu
         out["byzantine"] = sum(res.client in threat.byzantine for res in results)
     p = threat.privacy
     if p is not None and p.kind == "dp_fedavg":
-        q = clients_per_round(cfg.num_clients, cfg.client_fraction) / cfg.num_clients
-        out["epsilon"] = epsilon(p.accountant, p.noise_multiplier, q, r * aggregations, p.delta)
+        m = clients_per_round(cfg.num_clients, cfg.client_fraction)
+        out["epsilon"] = epsilon(p.accountant, p.noise_multiplier, m / cfg.num_clients, r * aggregations, p.delta) \
+            if exp.sampling == "poisson" else fixed_size_epsilon(p.noise_multiplier, cfg.num_clients, m, r * aggregations,
+                                                                  p.delta)
     elif p is not None:
         released = [(len(exp.client_data[c][1]), int(s["dp:steps"])) for c, s in client_states.items() if "dp:steps" in s]
         out["epsilon"] = local_epsilon(p, released, cfg.batch_size)

@@ -167,7 +167,7 @@ def _train(cfg: DictConfig, exp: Experiment, out: Path, config: dict[str, Any], 
              "diverged": _diverged(cfg, rows), "stopped_early": stopped,
              "num_train": len(exp.data.y_train), "hardware": hardware(exp.backend.world_size), "dataset": exp.data.name,
              "num_params": state["server"]["params"].numel(), "topology": topology.name, **topology.summary(state),
-             **threat_summary(exp.threat, rows),
+             "client_sampling": exp.sampling, **threat_summary(exp.threat, rows, exp.sampling),
              "output_dir": str(out), "config": config}
     summary = summarize(rows, cfg.target_accuracy, extra)
     callbacks.on_run_end(summary)

@@ -12,7 +12,7 @@ from fedbench.aggregators import Aggregator
 from fedbench.algorithms.base import Algorithm
 from fedbench.attacks import Attack, byzantine_clients
 from fedbench.errors import ConfigError, require
-from fedbench.privacy import Privacy
+from fedbench.privacy import Privacy, accounting
 from fedbench.sampling import clients_per_round
 
 SERVER_TOPOLOGIES = ("star", "hierarchical")
@@ -109,9 +109,10 @@ def build_threat_model(cfg: DictConfig, algorithm: Algorithm, topology: str) -> 
     return threat
 
 
-def threat_summary(threat: ThreatModel, rows: list[dict]) -> dict:
+def threat_summary(threat: ThreatModel, rows: list[dict], sampling: str = "fixed") -> dict:
     """What ``summary.json`` records of the threat model: the aggregator, and when set the attack and its
-    Byzantine clients, the dropout, and the privacy mechanism with its final epsilon at delta."""
+    Byzantine clients, the dropout, and the privacy mechanism with its final epsilon at delta and how that
+    epsilon was accounted (sampling, adjacency, accountant and its error bound)."""
     out: dict = {"aggregator": threat.aggregator.name}
     if threat.attack is not None:
         out.update(attack=threat.attack.name, attack_fraction=threat.attack.fraction,
@@ -121,5 +122,5 @@ def threat_summary(threat: ThreatModel, rows: list[dict]) -> dict:
     if threat.privacy is not None:
         p = threat.privacy
         out.update(privacy=p.kind, noise_multiplier=p.noise_multiplier, clip=p.clip, delta=p.delta,
-                   accountant=p.accountant, epsilon=rows[-1].get("epsilon") if rows else 0.0)
+                   epsilon=rows[-1].get("epsilon") if rows else 0.0, **accounting(p, sampling))
     return out

@@ -9,7 +9,8 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 from fedbench.device import DEFAULT, check_device
-from fedbench.errors import require
+from fedbench.errors import require, require_choice
+from fedbench.sampling import CHOICES as SAMPLING_CHOICES
 
 
 def is_int(v: Any) -> bool:
@@ -28,6 +29,7 @@ def validate_knobs(cfg: Mapping[str, Any]) -> None:
     require(is_int(cfg["num_clients"]) and cfg["num_clients"] >= 1, "num_clients", "an integer >= 1", cfg["num_clients"])
     c = cfg["client_fraction"]
     require(is_num(c) and 0 < c <= 1, "client_fraction", "in (0, 1]", c)
+    require_choice(cfg.get("client_sampling", "auto"), "client_sampling", SAMPLING_CHOICES)
     e = cfg["local_epochs"]
     require(is_int(e) and e >= 1, "local_epochs", "an integer >= 1", e)
     b = cfg["batch_size"]

@@ -1,5 +1,6 @@
-"""Differential privacy: DP-FedAvg's clipping and noise on the sum, epsilon equal to opacus' own
-accountant, local DP-SGD through opacus (noise-free it is plain FedAvg), and the refusals."""
+"""Differential privacy: DP-FedAvg's clipping and noise on the sum, epsilon equal to the accountants' own values
+(opacus for Poisson cohorts, dp-accounting for fixed-size ones), Poisson cohorts and batches, empty rounds, buffers,
+local DP-SGD through opacus (noise-free it is plain FedAvg), and the refusals."""
 
 import math
 import re
@@ -9,7 +10,7 @@ import torch
 from opacus.accountants import PRVAccountant, RDPAccountant
 
 from fedbench.errors import ConfigError
-from fedbench.privacy import dp_sum_mean
+from fedbench.privacy import dp_sum_mean, fixed_size_epsilon
 from fedbench.run import run
 from fedbench.seeding import torch_generator
 
@@ -73,7 +74,7 @@ def test_local_dp_epsilon_is_the_worst_clients_own_accounting(make_cfg):
         worst = 0.0
         for n in sizes:
             acc = RDPAccountant()
-            for _ in range(r * math.ceil(n / 32)):
+            for _ in range(r * int(1 / (32 / n))):  # Poisson batches: int(1 / q) steps per epoch, as opacus
                 acc.step(noise_multiplier=1.0, sample_rate=32 / n)
             worst = max(worst, acc.get_epsilon(1e-5))
         assert row["epsilon"] == pytest.approx(worst, rel=1e-9)
@@ -91,8 +92,109 @@ def test_local_dp_epsilon_is_the_worst_clients_own_accounting(make_cfg):
     (["privacy=dp_fedavg", "topology=hierarchical"], "privacy must be none with topology=hierarchical"),
     (["privacy=local_dp", "algorithm=fedprox"], "privacy: local_dp clips per-sample gradients"),
     (["privacy=local_dp", "model=mlp_bn", "batch_size=8"], "model: privacy=local_dp needs per-sample gradients"),
+    (["privacy=dp_fedavg", "model=mlp_bn", "batch_size=8"], "model: privacy=dp_fedavg clips and noises the parameters, "
+     "but this model has buffers"),
+    (["privacy=dp_fedavg", "client_sampling=fixed", "privacy.accountant=prv"], "privacy.accountant must be rdp with "
+     "client_sampling=fixed"),
+    (["client_sampling=sometimes"], "client_sampling must be one of ['auto', 'fixed', 'poisson']"),
+    (["topology=async", "client_sampling=poisson"], "client_sampling must be fixed or auto with topology=async"),
 ])
 def test_bad_privacy_settings_are_refused_before_any_work(make_cfg, overrides, message):
     cfg = make_cfg(*overrides)
     with pytest.raises(ConfigError, match=re.escape(message)):
         run(cfg)
+
+
+def test_dp_fedavg_with_batch_norm_runs_when_buffers_stay_local(make_cfg):
+    """With task.local_buffers the clients' BatchNorm statistics never reach the server: it keeps the initial ones."""
+    from fedbench.build import build
+    from fedbench.params import get_buffers
+
+    over = ["privacy=dp_fedavg", "model=mlp_bn", "batch_size=8", "task.local_buffers=true", "rounds=1",
+            "local_epochs=1", "checkpoint_every=0"]
+    result = run(make_cfg(*over))
+    assert torch.equal(result.server["buffers"], get_buffers(build(make_cfg(*over)).task))
+    assert math.isfinite(result.summary["epsilon"])
+
+
+def test_fixed_size_epsilon_is_dp_accountings_own_value_for_sampling_without_replacement(make_cfg):
+    """client_sampling=fixed: m of N without replacement, replace-one adjacency (sensitivity 2 clip), from
+    dp-accounting; the issue's example (q = 0.25, sigma = 1, 10 rounds, delta = 1e-5) gives 30.7."""
+    import dp_accounting
+    from dp_accounting.rdp import RdpAccountant
+
+    result = run(make_cfg("privacy=dp_fedavg", "client_sampling=fixed", "privacy.noise_multiplier=1.0", "rounds=3",
+                          "local_epochs=1", "checkpoint_every=0"))
+    for r, row in enumerate(result.rows, start=1):
+        acc = RdpAccountant(neighboring_relation=dp_accounting.NeighboringRelation.REPLACE_ONE)
+        acc.compose(dp_accounting.SelfComposedDpEvent(
+            dp_accounting.SampledWithoutReplacementDpEvent(20, 5, dp_accounting.GaussianDpEvent(0.5)), r))
+        assert row["epsilon"] == pytest.approx(acc.get_epsilon(1e-5), rel=1e-9)
+        assert row["clients"] == 5
+    s = result.summary
+    assert (s["client_sampling"], s["adjacency"], s["accountant"]) == ("fixed", "replace_one", "rdp")
+    assert s["accountant_library"].startswith("dp-accounting ") and s["epsilon_error"] is None
+    assert fixed_size_epsilon(1.0, 20, 5, 10, 1e-5) == pytest.approx(30.70, abs=0.01)
+
+
+def test_dp_fedavg_defaults_to_poisson_cohorts_and_records_its_accounting(make_cfg):
+    result = run(make_cfg("privacy=dp_fedavg", "privacy.accountant=prv", "rounds=6", "local_epochs=1",
+                          "checkpoint_every=0"))
+    s = result.summary
+    assert (s["client_sampling"], s["adjacency"], s["accountant"], s["epsilon_error"]) == \
+        ("poisson", "add_remove", "prv", 0.01)
+    assert len({r["clients"] for r in result.rows}) > 1  # the cohort size varies
+
+
+def _empty_first_round_seed(num_clients: int, fraction: float) -> int:
+    from fedbench.sampling import sample_clients
+
+    return next(s for s in range(100) if not sample_clients(num_clients, fraction, s, 1, "poisson"))
+
+
+def test_an_empty_poisson_round_keeps_the_model_without_dp_and_releases_only_noise_with_dp(make_cfg):
+    """q = 0.05 of 20 clients: some rounds sample nobody. Without privacy the model is unchanged; under DP-FedAvg the
+    server still adds N(0, (z clip)^2) / qN (qN = 1 here), so the output does not reveal the empty cohort."""
+    seed = _empty_first_round_seed(20, 0.05)
+    common = [f"seed={seed}", "client_fraction=0.05", "rounds=1", "local_epochs=1", "checkpoint_every=0"]
+    plain = run(make_cfg(*common, "client_sampling=poisson"))
+    private = run(make_cfg(*common, "privacy=dp_fedavg", "privacy.noise_multiplier=0.5", "privacy.clip=2.0"))
+    assert plain.rows[0]["clients"] == 0 and private.rows[0]["clients"] == 0
+    from fedbench.build import build
+    from fedbench.params import get_flat
+
+    init = get_flat(build(make_cfg(*common)).task)
+    assert torch.equal(plain.server["params"], init)
+    moved = private.server["params"] - init
+    assert float(moved.std()) == pytest.approx(0.5 * 2.0 / 1, rel=0.05) and private.rows[0]["epsilon"] > 0
+
+
+def test_poisson_cohorts_have_mean_qn_and_vary():
+    from fedbench.sampling import sample_clients
+
+    sizes = [len(sample_clients(40, 0.25, 0, r, "poisson")) for r in range(1, 2001)]
+    mean = sum(sizes) / len(sizes)
+    assert mean == pytest.approx(10, abs=3 * math.sqrt(40 * 0.25 * 0.75 / 2000))
+    assert min(sizes) < 8 and max(sizes) > 12
+    assert all(len(sample_clients(40, 0.25, 0, r, "fixed")) == 10 for r in range(1, 50))
+
+
+def test_local_dp_sgd_batches_are_poisson_with_mean_b(make_cfg):
+    """Under privacy=local_dp each step's batch is Poisson-sampled (q = B / n_k): sizes vary, mean B."""
+    from fedbench.build import build
+    from fedbench.client import run_client
+    from fedbench.params import get_flat
+
+    exp = build(make_cfg("privacy=local_dp", "batch_size=16", "num_clients=5", "local_epochs=20"))
+    sizes, step = [], exp.task.training_step
+
+    def recording(batch, i):
+        sizes.append(len(batch[1]))
+        return step(batch, i)
+
+    exp.task.training_step = recording
+    n = len(exp.client_data[0][1])
+    out = run_client(exp.task, exp.algorithm, exp.plan, exp.client_data[0], {"params": get_flat(exp.task)}, {}, 0, 1, 20)
+    assert out.steps == 20 * int(n / 16) == len(sizes)
+    assert sum(sizes) / len(sizes) == pytest.approx(16, abs=4 * math.sqrt(16 / len(sizes)))
+    assert len(set(sizes)) > 5

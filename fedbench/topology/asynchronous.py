@@ -82,6 +82,8 @@ def asynchronous(mode: str = "fedbuff", concurrency: int = 10, buffer_size: int 
 
     def check(cfg: DictConfig, algorithm: Algorithm) -> None:
         require(concurrency <= cfg.num_clients, "topology.concurrency", f"<= num_clients ({cfg.num_clients})", concurrency)
+        require(cfg.get("client_sampling", "auto") != "poisson", "client_sampling", "fixed or auto with topology=async "
+                "(clients are dispatched as slots free up, not sampled per round)", cfg.get("client_sampling"))
         if algorithm.name not in ("fedavg", "fedsgd") or algorithm.local_loss is not None or algorithm.work != "train":
             raise ConfigError(f"algorithm: topology=async applies local models as they arrive; algorithm must be fedavg, "
                               f"or fedsgd with algorithm.upload=weights (got {algorithm.name})")

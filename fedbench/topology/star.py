@@ -18,7 +18,7 @@ from fedbench.comm import count_round, raw_bytes
 from fedbench.local import evaluate
 from fedbench.network import round_comm_time
 from fedbench.round import (broadcast_keys, combine_for, compression_columns, eval_buffers, local_work, make_uploads,
-                            mean_buffers, participants, row, server_step, threat_columns)
+                            mean_buffers, participants, releases_when_empty, row, server_step, threat_columns)
 from fedbench.topology import Topology, TopologyState
 
 log = logging.getLogger("fedbench")
@@ -42,8 +42,8 @@ def step(exp: Experiment, cfg: DictConfig, state: TopologyState, r: int) -> tupl
     uploads = make_uploads(exp, lambda c: sent, results, states, client_states, r)
     comm = count_round(server, keys, len(clients), uploads, down_each)
     extra: dict[str, Any] = {}
-    if uploads:
-        server, extra = server_step(exp, server, uploads, mean_buffers(results), combine_for(exp, cfg, r))
+    if uploads or releases_when_empty(exp):
+        server, extra = server_step(exp, server, uploads, mean_buffers(results), combine_for(exp, cfg, r, server))
     else:
         log.warning("round %d: none of the %d sampled clients reported (dropped out or dropped stragglers); the "
                     "model is unchanged", r, len(clients))

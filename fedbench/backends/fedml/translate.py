@@ -54,6 +54,8 @@ def check(cfg: DictConfig) -> None:
     for knob, allowed in (("momentum", 0), ("weight_decay", 0), ("straggler_fraction", 0), ("dropout", 0)):
         require(float(cfg.get(knob, 0)) == allowed, knob,
                 f"{allowed} with backend=fedml (FedML's local SGD and simulators have no such option)", cfg.get(knob))
+    require(cfg.get("client_sampling", "auto") in ("auto", "fixed"), "client_sampling", "fixed or auto with "
+            "backend=fedml (FedML's simulators train client_num_per_round clients every round)", cfg.get("client_sampling"))
     require(cfg.local_epochs_max is None, "local_epochs_max", "null with backend=fedml (FedML trains every client "
             "local_epochs epochs)", cfg.local_epochs_max)
     require(cfg.eval_every == 1, "eval_every", "1 with backend=fedml (fedbench records FedML's per-round evaluation)",
