@@ -27,7 +27,8 @@ def hardware(world_size: int = 1) -> dict[str, Any]:
     affinity = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     return {
         "host": platform.node(), "cpu": _cpu_model(), "cpu_count": os.cpu_count(), "usable_cores": affinity,
-        "torch_threads": torch.get_num_threads(), "cpu_limits": threads.usable_cpus(), "local_ranks": threads.local_ranks(),
+        "torch_threads": torch.get_num_threads(), "threads_source": threads.applied().get("source", "torch default"),
+        "cpu_limits": threads.usable_cpus(), "local_ranks": threads.local_ranks(),
         "world_size": world_size,
         "gpus": [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())],
         "python": platform.python_version(), "torch": torch.__version__, "platform": platform.platform(),

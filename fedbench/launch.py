@@ -19,6 +19,7 @@ import torch.multiprocessing as mp
 
 from fedbench.backends.ddp import rank_and_world
 from fedbench.errors import ConfigError, require
+from fedbench.threads import apply_threads
 from fedbench.validate import is_int
 
 
@@ -42,18 +43,18 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def _worker(rank: int, world: int, port: int, threads: int | None, fn: Callable, args: tuple) -> None:
+def _worker(rank: int, world: int, port: int, threads: tuple[int, str] | None, fn: Callable, args: tuple) -> None:
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         raise RuntimeError("backend.workers: this process already holds a torch.distributed process group, which "
                            "forked workers cannot share; destroy it first or launch with torchrun")
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world),
                       LOCAL_RANK=str(rank), LOCAL_WORLD_SIZE=str(world), NODE_RANK="0", GROUP_RANK="0", FEDBENCH_FORKED="1")
     if threads:
-        torch.set_num_threads(threads)
+        apply_threads(*threads)
     fn(*args)
 
 
-def spawn(workers: int, threads: int | None, fn: Callable, *args: Any) -> None:
+def spawn(workers: int, threads: tuple[int, str] | None, fn: Callable, *args: Any) -> None:
     """Run ``fn(*args)`` in ``workers`` forked processes forming one process group; re-raise a
     worker's error here (a worker's ConfigError as the same clean ConfigError, not a traceback)."""
     try:

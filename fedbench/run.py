@@ -30,7 +30,7 @@ from fedbench.local import evaluate
 from fedbench.metrics import rounds_to_target, summarize, with_cumulative
 from fedbench.params import get_buffers, get_flat
 from fedbench.runlock import run_folder_lock
-from fedbench.threads import default_threads
+from fedbench.threads import apply_threads, choose_threads
 from fedbench.threat_model import threat_summary
 from fedbench.validate import validate_knobs
 
@@ -55,9 +55,10 @@ def run(cfg: DictConfig) -> RunResult:
     backend names a runner of its own (``backend=fedml``: FedML's simulators run the whole experiment)."""
     validate_knobs(cfg)
     own = "runner" in cfg.backend  # such a backend starts its own processes: no forked ranks here
-    processes, threads = (0, None) if own else launch.plan(cfg.backend)
-    if threads is None and not own:  # the CPUs this process may use, shared among this machine's ranks
-        threads = default_threads(processes or None)
+    processes, configured = (0, None) if own else launch.plan(cfg.backend)
+    # the user's count (backend.threads, OMP_NUM_THREADS, torch.set_num_threads) or the CPUs this process may use,
+    # shared among this machine's ranks
+    threads = None if own else choose_threads(configured, processes or None)
     out = Path(cfg.output_dir)
     config = OmegaConf.to_container(cfg, resolve=True)
     if os.environ.get("FEDBENCH_FORKED"):  # a forked rank: the parent holds the folder's lock
@@ -71,9 +72,9 @@ def run(cfg: DictConfig) -> RunResult:
         return _run_here(cfg, threads)
 
 
-def _run_here(cfg: DictConfig, threads: int | None) -> RunResult:
+def _run_here(cfg: DictConfig, threads: tuple[int, str] | None) -> RunResult:
     if threads:
-        torch.set_num_threads(threads)
+        apply_threads(*threads)
     return build_part(cfg.backend.runner if "runner" in cfg.backend else cfg.runner)(cfg)
 
 

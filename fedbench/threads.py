@@ -5,6 +5,11 @@ container's CPU quota allow. Oversubscribed OpenMP threads spin against each oth
 other busy process, a run with 2 torch threads was ~30x slower per round than with 1. ``default_threads`` takes
 the smallest of the affinity mask, ``SLURM_CPUS_PER_TASK`` and the cgroup quota (v2 ``cpu.max``, v1
 ``cpu.cfs_quota_us / cpu.cfs_period_us``), divided among the local ranks.
+
+That default applies only when the user gave no count (:func:`choose_threads`): ``backend.threads`` wins, then
+``OMP_NUM_THREADS`` / ``MKL_NUM_THREADS`` in the environment, then a ``torch.set_num_threads`` call made after
+fedbench was imported and before ``run()`` (a call made before importing fedbench cannot be told from torch's own
+default). ``summary.json`` records the count and its source (``hardware.threads_source``).
 """
 
 from __future__ import annotations
@@ -59,3 +64,47 @@ def local_ranks() -> int:
 def default_threads(ranks: int | None = None) -> int:
     """Torch intra-op threads for each of ``ranks`` local processes (default: :func:`local_ranks`)."""
     return max(1, usable_cpus()["cpus"] // max(1, ranks or local_ranks()))
+
+
+ENV_KEYS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
+_state: dict[str, Any] = {}  # torch's count when first seen here, what fedbench last set, and the last choice
+
+
+def _torch_threads() -> int:
+    import torch
+
+    count = torch.get_num_threads()
+    _state.setdefault("baseline", count)
+    return count
+
+
+_torch_threads() if "torch" in __import__("sys").modules else None
+
+
+def choose_threads(configured: int | None, ranks: int | None = None) -> tuple[int, str]:
+    """(threads, source): ``backend.threads``, else the environment's ``OMP_NUM_THREADS``/``MKL_NUM_THREADS``, else a
+    count the user set with ``torch.set_num_threads`` since fedbench was imported, else :func:`default_threads`."""
+    if configured:
+        return int(configured), "backend.threads"
+    for key in ENV_KEYS:
+        value = os.environ.get(key, "").strip()
+        if value.isdigit() and int(value) >= 1:
+            return int(value), key
+    current = _torch_threads()
+    if current != _state.get("set_by_fedbench", _state["baseline"]):
+        return current, "torch.set_num_threads"
+    return default_threads(ranks), "automatic"
+
+
+def apply_threads(count: int, source: str) -> None:
+    """Set torch's intra-op threads and remember the choice for ``summary.json`` (:func:`applied`)."""
+    import torch
+
+    _torch_threads()
+    torch.set_num_threads(count)
+    _state.update(set_by_fedbench=count, applied={"threads": count, "source": source})
+
+
+def applied() -> dict[str, Any]:
+    """The last count fedbench applied in this process and its source (empty before any run)."""
+    return dict(_state.get("applied", {}))

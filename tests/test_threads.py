@@ -61,3 +61,37 @@ def test_backend_threads_overrides_the_default(tmp_path, monkeypatch):
         assert summary["hardware"]["torch_threads"] == 2
     finally:
         torch.set_num_threads(before)
+
+
+def test_an_explicit_omp_num_threads_wins_over_the_default(tmp_path):
+    """``OMP_NUM_THREADS=1 uv run python -m fedbench`` runs and records 1 thread, and says where it came from."""
+    import json
+    import subprocess
+    import sys
+
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    out = tmp_path / "omp"
+    subprocess.run([sys.executable, "-m", "fedbench", "rounds=1", "local_epochs=1", f"hydra.run.dir={out}"], env=env,
+                   check=True, capture_output=True, cwd=tmp_path)
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["hardware"]["torch_threads"] == 1
+    assert summary["hardware"]["threads_source"] == "OMP_NUM_THREADS"
+
+
+def test_a_user_set_num_threads_before_run_wins_and_backend_threads_wins_over_both(tmp_path, monkeypatch):
+    monkeypatch.setattr(threads, "usable_cpus", lambda: {"machine": 64, "cpus": 4})
+    for key in threads.ENV_KEYS:
+        monkeypatch.delenv(key, raising=False)
+    before = torch.get_num_threads()
+    monkeypatch.setitem(threads._state, "set_by_fedbench", before)  # whatever earlier tests set: not the user's
+    try:
+        auto = run(compose_config(["rounds=1"], tmp_path / "auto")).summary["hardware"]
+        assert (auto["torch_threads"], auto["threads_source"]) == (4, "automatic")
+        torch.set_num_threads(3)  # the user's own call, after importing fedbench
+        user = run(compose_config(["rounds=1"], tmp_path / "user")).summary["hardware"]
+        assert (user["torch_threads"], user["threads_source"]) == (3, "torch.set_num_threads")
+        torch.set_num_threads(3)
+        cfg = run(compose_config(["rounds=1", "backend.threads=2"], tmp_path / "cfg")).summary["hardware"]
+        assert (cfg["torch_threads"], cfg["threads_source"]) == (2, "backend.threads")
+    finally:
+        torch.set_num_threads(before)
