@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 from typing import Any, Sequence
 
+from fedbench.provenance import provenance
+
 COLUMNS = (
     "round", "test_accuracy", "test_loss", "train_loss", "clients", "steps",
     "messages_up", "messages_down", "bytes_up", "bytes_down",
@@ -57,12 +59,13 @@ def _finite(value: Any) -> bool:
 
 
 def summarize(rows: Sequence[dict[str, Any]], target: float | None, extra: dict[str, Any]) -> dict[str, Any]:
-    """Final/best accuracy, rounds to target, and totals of a run."""
+    """Final/best accuracy, rounds to target, totals, and where the numbers come from (:mod:`fedbench.provenance`)."""
     evaluated = [r for r in rows if _finite(r["test_accuracy"])]
     best = max(evaluated, key=lambda r: r["test_accuracy"], default=None)
     last = rows[-1] if rows else {}
     return {
         **extra,
+        "provenance": provenance(),
         "rounds_completed": len(rows),
         "final_accuracy": evaluated[-1]["test_accuracy"] if evaluated else None,
         "final_loss": evaluated[-1]["test_loss"] if evaluated else None,

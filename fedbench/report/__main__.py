@@ -41,7 +41,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"fedbench.report: none of the {len(records)} run folder(s) has finished (no summary.json yet); "
               "rerun the sweep (finished jobs are skipped, unfinished ones resume) or wait for it", file=sys.stderr)
         return 1
+    from fedbench.report.provenance import warning
     from fedbench.report.systems_report import write_report  # pandas/seaborn only when there is work
+
+    mixed = warning(finished)
+    if mixed:
+        print(f"fedbench.report: warning: {mixed}", file=sys.stderr)
 
     command = "uv run python -m fedbench.report " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
     path = write_report(finished, problems, args.out, command, args.title)

@@ -12,6 +12,7 @@ import pandas as pd
 from fedbench.report import analysis as A
 from fedbench.report import figures as F
 from fedbench.report import hpo_section
+from fedbench.report import provenance as P
 from fedbench.report import sections as S
 from fedbench.report.grouping import group_values, label, varying_keys
 from fedbench.report.runs import RunRecord, flatten, load_partition, read_csv
@@ -44,6 +45,7 @@ def write_report(runs: Sequence[RunRecord], problems: Sequence[RunRecord], out: 
                  title: str = "fedbench systems report") -> Path:
     """Write the PNGs and ``systems_report.md`` for finished ``runs`` into ``out``."""
     out.mkdir(parents=True, exist_ok=True)
+    filled = P.fill_defaults(runs)
     keys, groups, metrics = collect(runs)
     figs: dict[str, Path] = {}
     figs["accuracy_vs_round"] = F.accuracy_vs_round(metrics, out / "accuracy_vs_round.png")
@@ -69,6 +71,7 @@ def write_report(runs: Sequence[RunRecord], problems: Sequence[RunRecord], out: 
              f"{hw.get('cpu', 'unknown CPU')}, {hw.get('cpu_count', '?')} cores ({hw.get('usable_cores', '?')} usable), "
              f"{hw.get('torch_threads', '?')} torch threads per process, GPUs: {', '.join(hw.get('gpus') or []) or 'none'}; "
              f"Python {hw.get('python', '?')}, torch {hw.get('torch', '?')}, host `{hw.get('host', '?')}`.", ""]
+    text += P.section(runs, filled)
     text += ["## Results", "", A.md_table(A.SUMMARY_HEADER, summary_rows), "",
              "final/best acc: test accuracy after the last round / best over rounds (mean over seeds; sd over seeds); "
              "rounds to target: first round at or above the target accuracy; messages and MB: client-server transfers "
