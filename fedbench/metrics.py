@@ -66,6 +66,8 @@ def summarize(rows: Sequence[dict[str, Any]], target: float | None, extra: dict[
     return {
         **extra,
         "provenance": provenance(),
+        # measured: counted from the tensors the run sent; a backend that cannot see its traffic says nominal
+        "bytes_source": extra.get("bytes_source", "measured"),
         "rounds_completed": len(rows),
         "final_accuracy": evaluated[-1]["test_accuracy"] if evaluated else None,
         "final_loss": evaluated[-1]["test_loss"] if evaluated else None,

@@ -148,14 +148,15 @@ def communication_rows(groups: dict[str, list[RunRecord]]) -> list[list[Any]]:
         measured = s["total_bytes_up"] + s["total_bytes_down"]
         formula = analytic_bytes(s)
         per_round = measured / max(s["rounds_completed"], 1)
+        source = s.get("bytes_source", "measured")
         if formula:
-            rows.append([label, formula[0], formula[1], measured, formula[2], measured - formula[2], per_round / 1e6])
+            rows.append([label, formula[0], formula[1], measured, source, formula[2], measured - formula[2], per_round / 1e6])
         else:
-            rows.append([label, s.get("algorithm"), "no closed form here", measured, None, None, per_round / 1e6])
+            rows.append([label, s.get("algorithm"), "no closed form here", measured, source, None, None, per_round / 1e6])
     return rows
 
 
-COMM_HEADER = ["group", "method", "formula", "measured bytes", "analytic bytes", "difference", "MB per round"]
+COMM_HEADER = ["group", "method", "formula", "run's bytes", "bytes source", "analytic bytes", "difference", "MB per round"]
 
 
 def mcmahan_rows(runs: Sequence[RunRecord]) -> list[list[Any]]:

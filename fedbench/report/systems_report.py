@@ -83,8 +83,9 @@ def write_report(runs: Sequence[RunRecord], problems: Sequence[RunRecord], out: 
         text += ["Runs left out (not finished or unreadable):", ""] + [f"- `{_rel(p.path, out)}`: {p.problem}" for p in problems] + [""]
     text += ["## Scaling", "", _scaling_text(scaling, figs, img), ""]
     text += ["## Communication analysis", "", A.md_table(A.COMM_HEADER, A.communication_rows(groups)), "",
-             "Measured bytes are counted from the tensors each run actually sent (`cum_bytes_up + cum_bytes_down`); "
-             "analytic totals use P parameters of 4 bytes. The network model adds `comm_sim_s` per round "
+             "A run's bytes (`cum_bytes_up + cum_bytes_down`) are counted from the tensors it sent where the bytes source "
+             "is *measured*; *nominal* marks a backend that does not expose its traffic (FedML's simulators: m x the "
+             "model's fp32 size per direction and round, a formula). Analytic totals use P parameters of 4 bytes. The network model adds `comm_sim_s` per round "
              "(latency + size / bandwidth for the configured collective).", "",
              img("accuracy_vs_bytes", "accuracy vs bytes"), "", img("time_breakdown", "time breakdown"), ""]
     for section in (S.backends, S.topologies, S.compression, S.robustness, S.privacy, S.pipeline):

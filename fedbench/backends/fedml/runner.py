@@ -97,7 +97,7 @@ def train_fedml(cfg: DictConfig) -> Any:
              "backend": "fedml", "device": "cpu", "fedml": {"version": environment.VERSION, "mode": cfg.backend.mode,
                                            "processes": processes(cfg), "startup_s": started - launched,
                                            "env_build_s": build_s, "env": str(env)},
-             "output_dir": str(out), "config": config}
+             "bytes_source": "nominal", "output_dir": str(out), "config": config}
     summary = summarize(rows, cfg.target_accuracy, extra)
     callbacks.on_run_end(summary)
     status.write(out, "finished", rounds=len(rows))
