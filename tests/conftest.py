@@ -21,6 +21,18 @@ def compose_config(overrides: list[str], output_dir: Path) -> DictConfig:
     return compose(overrides, output_dir)
 
 
+def pytest_collection_modifyitems(config, items):
+    """``@pytest.mark.gpu`` tests need a CUDA GPU: skipped, saying so, on machines without one (CI has none)."""
+    import torch
+
+    if torch.cuda.device_count() > 0:
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA GPU; this machine has none (device check: benchmarks/gpu.sh)")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)
+
+
 @pytest.fixture
 def make_cfg(tmp_path: Path) -> Callable[..., DictConfig]:
     """``make_cfg("algorithm=fedsgd", ...)`` -> composed config writing into a fresh tmp dir."""

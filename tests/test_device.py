@@ -25,7 +25,10 @@ SMALL = ["num_clients=8", "client_fraction=0.5", "partitioner=quantity", "rounds
     ["topology=gossip", "compressor=topk", "client_fraction=1"],
     ["algorithm=fedadam", "privacy=dp_fedavg", "attack=gaussian"],
 ], ids=["scaffold", "vectorized_fedprox", "fednova_qsgd", "krum_powersgd", "gossip_choco_topk", "fedadam_dp_gaussian"])
-def test_explicit_cpu_equals_the_default_run(tmp_path, args):
+def test_naming_the_cpu_device_changes_no_number(tmp_path, args):
+    """``device=cpu`` named explicitly takes the device calls a GPU run takes and changes no number. What this cannot
+    catch on a machine without a GPU: a tensor left on the wrong device (``test_cuda_run_matches_the_cpu_run`` does,
+    on a GPU)."""
     default = run(compose_config([*SMALL, *args], tmp_path / "default"))
     explicit = run(compose_config([*SMALL, *args, "device=cpu"], tmp_path / "cpu"))
     assert explicit.summary["device"] == "cpu"
@@ -34,6 +37,25 @@ def test_explicit_cpu_equals_the_default_run(tmp_path, args):
     if not torch.cuda.is_available():  # auto is the CPU here: the same numbers bit for bit
         assert default.summary["device"] == "cpu"
         assert torch.equal(explicit.server["params"], default.server["params"])
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("args", [["algorithm=scaffold"], ["algorithm=fedprox", "backend=vectorized"],
+                                  ["algorithm=fedadam", "privacy=dp_fedavg"]], ids=["scaffold", "vectorized", "dp"])
+def test_cuda_run_matches_the_cpu_run(tmp_path, args):
+    """On a GPU: the same config on cuda and on the CPU gives the same accuracy curve up to float differences."""
+    gpu = run(compose_config([*SMALL, *args, "device=cuda"], tmp_path / "gpu"))
+    cpu = run(compose_config([*SMALL, *args, "device=cpu"], tmp_path / "cpu"))
+    assert gpu.summary["device"].startswith("cuda")
+    assert [r["test_accuracy"] for r in gpu.rows] == pytest.approx([r["test_accuracy"] for r in cpu.rows], abs=0.02)
+
+
+def test_the_pipeline_refuses_a_gpu_device_before_any_work(tmp_path, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)  # as on a GPU machine: the device itself is accepted
+    with pytest.raises(ConfigError, match=r"device must be cpu or auto with paradigm=pipeline"):
+        run(compose_config(["paradigm=pipeline", "backend=ddp", "pipeline.stages=2", "batch_size=64", "device=cuda"],
+                           tmp_path / "run"))
+    assert not (tmp_path / "run").exists()
 
 
 def test_ddp_ranks_gather_results_onto_the_named_device(tmp_path):

@@ -91,6 +91,9 @@ def check(cfg: DictConfig, world: int | None = None) -> None:
                 "schedule (or use pipeline.schedule=gpipe)", p.microbatches)
     if cfg.paradigm == "pipeline":
         require(p.replicas == 1, "pipeline.replicas", "1 for paradigm=pipeline (use paradigm=hybrid for replicas)", p.replicas)
+    device = cfg.get("device", "auto")
+    require(device in ("auto", "cpu"), "device", f"cpu or auto with paradigm={cfg.paradigm} (its stages run on the CPU "
+            "with gloo; GPU stages are not implemented, so auto means the CPU here)", device)
     target = str(cfg.backend.get("_target_", ""))
     if not target.endswith("ddp.ddp"):
         raise ConfigError(f"paradigm={cfg.paradigm} runs one stage per rank of a process group: use backend=ddp "

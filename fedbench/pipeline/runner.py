@@ -173,7 +173,7 @@ def _train(cfg: DictConfig, lay: Layout):  # -> fedbench.run.RunResult
     bubbles = [r["bubble"] for r in rows if math.isfinite(r["bubble"])]
     extra = {"algorithm": cfg.paradigm, "status": "diverged" if is_diverged else "finished", "diverged": is_diverged,
              "dataset": data.name, "num_train": len(data.y_train), "hardware": hardware(lay.stages * lay.replicas),
-             "num_params": num_params, "output_dir": str(out), "config": config,
+             "num_params": num_params, "output_dir": str(out), "config": config, "device": "cpu",
              "pipeline": {"stages": p.stages, "replicas": p.replicas, "microbatches": p.microbatches,
                           "schedule": p.schedule, "bubble_measured": sum(bubbles) / len(bubbles) if bubbles else None,
                           "bubble_theory": theory,
