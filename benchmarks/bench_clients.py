@@ -1,20 +1,30 @@
 """Many small clients: fedbench (in-process and vectorised) vs a plain PyTorch loop vs Flower's simulation.
 
     uv run python benchmarks/bench_clients.py [--workloads A B C] [--rounds 5] [--repeats 3] [--no-flower]
+                                              [--flower-pinned]
 
 Workloads on real MNIST with McMahan's 2NN (E = 1, B = 10, lr 0.1, IID):
   A = 100 clients, 10 per round, 600 samples each;  B = 1000 clients, 50 per round, 60 each;
   C = 1000 clients, 100 per round, 60 each.
 For each workload the script builds fedbench's data, split and initial model once and writes them as a handoff
 (numpy + a torch.fx trace + the sampled clients and every (round, client)'s minibatch seed), so that every
-contender does the same work: the plain loop (``plain_fedavg.py``, torch only), fedbench ``backend=inprocess``
-and ``backend=vectorized`` (``python -m fedbench`` with the same seed, so the same split, clients and batches),
-and Flower 1.x's Ray simulation (``flower_env/flower_fedavg.py``) in an isolated environment this script
-builds with uv (Flower never enters fedbench's lock). Every contender is a fresh process pinned to one core
-(``taskset``) with one torch thread, started in turn (interleaved repeats), and measured from outside: total
-wall time from launch, start-up (launch to the end of round 1, less one median round), the median round time after round 1, peak
-memory (resident memory summed over the process tree, sampled every 50 ms) and final accuracy (which must agree
-between the plain loop and fedbench). Medians over repeats go to ``reports/bench/clients.{json,md}``.
+contender does the same work: the plain loop (``plain_fedavg.py``, torch only, an in-place running weighted sum),
+fedbench ``backend=inprocess`` and ``backend=vectorized`` (``python -m fedbench`` with the same seed, so the same
+split, clients and batches, with its default per-round work: CSV row, console line, checkpoint every round), and
+Flower's current simulation API (``flower_env/flower_fedavg.py``: ``run_simulation`` with a message-based ServerApp
+and ClientApp) in an isolated environment this script builds with uv (Flower never enters fedbench's lock).
+
+Fair timing: every contender is a fresh process on the same machine, started in turn (interleaved repeats), and
+writes the same events at the same point of its own loop (``round_start`` before a round samples its clients,
+``end`` after its last round; fedbench through ``round_clock.py``). A round's time is the gap between consecutive
+round starts (the last: to ``end``), so it includes all of the contender's per-round work. The plain loop and
+fedbench train their clients one after another with 1 torch thread; Flower gets the machine's cores as a user would
+give them (Ray, one client actor per CPU, 1 torch thread each); ``--flower-pinned`` adds a labelled variant on one
+core. Reported per contender: median round time over rounds 2.. (the first round separately), start-up (launch to
+the start of round 1), total wall time, peak memory (resident memory summed over the process tree, sampled every
+50 ms), final accuracy (which must agree between the plain loop and fedbench), and for each ratio to the plain loop
+its median and range over the repeats (a ratio whose range includes 1 is within the noise, not a win).
+Results go to ``reports/bench/clients.{json,md}``.
 """
 
 from __future__ import annotations
@@ -81,98 +91,131 @@ def flower_python() -> Path:
     return env / "bin" / "python"
 
 
-def watch(cmd: list[str], first_round_seen, env: dict[str, str] | None = None) -> dict:
-    """Run ``cmd`` on one core; return wall time, peak tree RSS, and when ``first_round_seen()`` first held."""
+def watch(cmd: list[str], env: dict[str, str] | None = None, pin: bool = False) -> dict:
+    """Run ``cmd`` (on core 0 only with ``pin``); return its launch time, wall time and peak tree RSS."""
     launched = time.time()
-    proc = subprocess.Popen(["taskset", "-c", "0", *cmd], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            env={**os.environ, **(env or {})}, start_new_session=True)
-    root, peak, first = psutil.Process(proc.pid), 0, None
+    proc = subprocess.Popen([*(["taskset", "-c", "0"] if pin else []), *cmd], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, env={**os.environ, **(env or {})}, start_new_session=True)
+    root, peak = psutil.Process(proc.pid), 0
     while proc.poll() is None:
         try:
             tree = [root, *root.children(recursive=True)]
             peak = max(peak, sum(p.memory_info().rss for p in tree if p.is_running()))
         except psutil.Error:
             pass
-        if first is None and first_round_seen():
-            first = time.time()
         time.sleep(0.05)
     err = proc.stderr.read().decode(errors="replace")
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd[:4])} ... failed ({proc.returncode}):\n{err[-3000:]}")
-    return {"launched": launched, "wall_s": time.time() - launched, "peak_mb": peak / 2**20, "first_seen": first}
+    return {"launched": launched, "wall_s": time.time() - launched, "peak_mb": peak / 2**20}
 
 
 def _jsonl(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
 
 
-def run_script(name: str, python: str, script: Path, folder: Path) -> dict:
+def timing(events: list[dict], launched: float) -> dict:
+    """Round times from a contender's events: gaps between consecutive ``round_start`` events, the last round to
+    ``end``; start-up = launch to the first round's start."""
+    starts = [e["t"] for e in events if e["event"] == "round_start"]
+    end = next(e["t"] for e in events if e["event"] == "end")
+    gaps = [b - a for a, b in zip(starts, [*starts[1:], end])]
+    return {"startup_s": starts[0] - launched, "first_round_s": gaps[0], "round_s": gaps}
+
+
+def run_script(name: str, python: str, script: Path, folder: Path, args: list[str], pin: bool = False) -> dict:
     out = folder / f"{name}.jsonl"
     out.unlink(missing_ok=True)
-    m = watch([python, str(script), str(folder), str(out), "1"], lambda: False)
-    lines = _jsonl(out)
-    rounds = [e for e in lines if e["event"] == "round"]
-    ends = [e["end"] for e in rounds]
-    starts = [e.get("start", prev) for e, prev in zip(rounds, [lines[0]["t"], *ends])]
-    return {**m, "first_end": ends[0], "round_s": [b - a for a, b in zip(starts, ends)],
-            "final_accuracy": rounds[-1]["acc"]}
+    m = watch([python, str(script), str(folder), str(out), *args], pin=pin)
+    events = _jsonl(out)
+    accs = [e["acc"] for e in events if e["event"] == "round"]
+    return {**m, **timing(events, m["launched"]), "final_accuracy": accs[-1]}
 
 
 def run_fedbench(backend: str, workload: str, rounds: int, folder: Path) -> dict:
     run_dir = folder / f"fedbench_{backend}"
     shutil.rmtree(run_dir, ignore_errors=True)
-    metrics = run_dir / "metrics.csv"
-    cmd = [sys.executable, "-m", "fedbench", *overrides(workload, rounds), f"backend={backend}", "resume=none",
-           f"hydra.run.dir={run_dir}"]
-    m = watch(cmd, lambda: metrics.exists() and len(metrics.read_text().splitlines()) > 1)
-    with metrics.open() as f:
+    clock = folder / f"fedbench_{backend}.jsonl"
+    clock.unlink(missing_ok=True)
+    cmd = [sys.executable, "-m", "fedbench", *overrides(workload, rounds), f"backend={backend}", "backend.threads=1",
+           "resume=none", f"hydra.run.dir={run_dir}", "+callbacks.clock._target_=round_clock.round_clock",
+           "+callbacks.clock._partial_=true", f"+callbacks.clock.path={clock}"]
+    pythonpath = os.pathsep.join(filter(None, [str(ROOT / "benchmarks"), os.environ.get("PYTHONPATH")]))
+    m = watch(cmd, env={"PYTHONPATH": pythonpath})
+    with (run_dir / "metrics.csv").open() as f:
         rows = list(csv.DictReader(f))
-    round_s = [float(r["wall_s"]) for r in rows]
-    return {**m, "first_end": m["first_seen"], "round_s": round_s, "final_accuracy": float(rows[-1]["test_accuracy"])}
+    return {**m, **timing(_jsonl(clock), m["launched"]), "final_accuracy": float(rows[-1]["test_accuracy"])}
 
 
-def summarize(samples: list[dict]) -> dict:
-    """Medians over repeats. Start-up = launch to the end of round 1, less a typical round (the same rule for
-    every contender: Flower starts Ray inside its first round, fedbench imports before it)."""
+def _spread(values: list[float]) -> dict:
+    return {"median": statistics.median(values), "min": min(values), "max": max(values)}
+
+
+def summarize(samples: list[dict], plain: list[dict]) -> dict:
+    """Per contender over the interleaved repeats: the median of each repeat's median round time (rounds 2..), its
+    range, and the ratio to the plain loop's round time in the same repeat (median and range)."""
     per_round = [statistics.median(s["round_s"][1:] or s["round_s"]) for s in samples]
-    startup = [s["first_end"] - s["launched"] - r for s, r in zip(samples, per_round)]
-    return {"wall_s": statistics.median(s["wall_s"] for s in samples), "startup_s": statistics.median(startup),
-            "round_s": statistics.median(per_round), "round_s_all": per_round,
-            "peak_mb": statistics.median(s["peak_mb"] for s in samples),
+    plain_round = [statistics.median(p["round_s"][1:] or p["round_s"]) for p in plain]
+    return {"round_s": _spread(per_round), "ratio_to_plain": _spread([a / b for a, b in zip(per_round, plain_round)]),
+            "first_round_s": _spread([s["first_round_s"] for s in samples]),
+            "startup_s": _spread([s["startup_s"] for s in samples]),
+            "wall_s": _spread([s["wall_s"] for s in samples]), "peak_mb": _spread([s["peak_mb"] for s in samples]),
             "final_accuracy": samples[-1]["final_accuracy"], "repeats": len(samples)}
 
 
-def measure(workload: str, rounds: int, repeats: int, flower: bool) -> dict:
+def measure(workload: str, rounds: int, repeats: int, flower: bool, pinned: bool) -> dict:
     folder = WORK / workload
     folder.mkdir(parents=True, exist_ok=True)
     write_handoff(workload, rounds, folder)
+    plain = str(ROOT / "benchmarks" / "plain_fedavg.py")
     contenders = {
-        "plain": lambda: run_script("plain", sys.executable, ROOT / "benchmarks" / "plain_fedavg.py", folder),
+        "plain": lambda: run_script("plain", sys.executable, Path(plain), folder, ["1"]),
         "fedbench": lambda: run_fedbench("inprocess", workload, rounds, folder),
         "fedbench_vectorized": lambda: run_fedbench("vectorized", workload, rounds, folder),
     }
     if flower:
-        python = str(flower_python())
-        contenders["flower"] = lambda: run_script("flower", python, FLOWER_PROJECT / "flower_fedavg.py", folder)
+        python, script = str(flower_python()), FLOWER_PROJECT / "flower_fedavg.py"
+        cores = str(os.cpu_count() or 1)
+        contenders["flower"] = lambda: run_script("flower", python, script, folder, ["1", cores])
+        if pinned:
+            contenders["flower_1core"] = lambda: run_script("flower_1core", python, script, folder, ["1", "1"], pin=True)
     samples: dict[str, list[dict]] = {k: [] for k in contenders}
     for i in range(repeats):
         for name, go in contenders.items():
             print(f"workload {workload}, repeat {i + 1}/{repeats}: {name} ...", flush=True)
             samples[name].append(go())
-    result = {name: summarize(s) for name, s in samples.items()}
-    plain = result["plain"]["final_accuracy"]
+    result = {name: summarize(s, samples["plain"]) for name, s in samples.items()}
+    plain_acc = result["plain"]["final_accuracy"]
     for name in ("fedbench", "fedbench_vectorized"):
-        if abs(result[name]["final_accuracy"] - plain) > 1e-3:
+        if abs(result[name]["final_accuracy"] - plain_acc) > 1e-3:
             raise RuntimeError(f"workload {workload}: {name} and the plain loop did different work "
-                               f"({result[name]['final_accuracy']} vs {plain})")
+                               f"({result[name]['final_accuracy']} vs {plain_acc})")
     return {"workload": workload, **WORKLOADS[workload], "rounds": rounds, "results": result}
 
 
-def write_report(results: list[dict], out: Path, command: str) -> None:
+CONTENDERS = {
+    "plain": "1 process, 1 torch thread, clients in turn",
+    "fedbench": "1 process, 1 torch thread, clients in turn (backend=inprocess)",
+    "fedbench_vectorized": "1 process, 1 torch thread, clients vmapped in chunks (backend=vectorized)",
+    "flower": "Ray on all {cores} cores: 1 client actor per core, 1 torch thread each",
+    "flower_1core": "Ray pinned to 1 core (taskset -c 0), 1 client actor",
+}
+
+
+def _range(d: dict, digits: int = 3, unit: str = "") -> str:
+    return f"{d['median']:.{digits}f}{unit} ({d['min']:.{digits}f}-{d['max']:.{digits}f})"
+
+
+def _ratio(d: dict) -> str:
+    noise = d["min"] <= 1.0 <= d["max"]
+    return f"{_range(d, 2, 'x')}" + (" within noise" if noise else "")
+
+
+def write_report(results: list[dict], out: Path, command: str, repeats: int) -> None:
     import torch
 
-    meta = {"cpu": platform.processor() or platform.machine(), "cores_used": 1, "torch_threads": 1,
-            "torch": torch.__version__, "python": platform.python_version(), "host_cpus": os.cpu_count()}
+    meta = {"cpu": platform.processor() or platform.machine(), "host_cpus": os.cpu_count(), "torch_threads": 1,
+            "torch": torch.__version__, "python": platform.python_version(), "repeats": repeats}
     try:
         meta["flower"] = subprocess.run([str(ROOT / "outputs" / "bench" / "flower-env" / "bin" / "python"), "-c",
                                          "import flwr; print(flwr.__version__)"], capture_output=True, text=True,
@@ -180,22 +223,32 @@ def write_report(results: list[dict], out: Path, command: str) -> None:
     except (OSError, subprocess.CalledProcessError):
         pass
     (out / "clients.json").write_text(json.dumps({"meta": meta, "command": command, "results": results}, indent=2) + "\n")
+    rounds = results[0]["rounds"]
     lines = ["# Many small clients: fedbench vs a plain PyTorch loop vs Flower", "",
              "Real MNIST, McMahan's 2NN, E = 1, B = 10, lr 0.1, IID; the same split, initial model, sampled clients "
-             "and minibatches for every contender (see `benchmarks/bench_clients.py`). Each run is a fresh process "
-             "on one core (`taskset -c 0`, 1 torch thread); medians over interleaved repeats. round s: median "
-             "round time after round 1 (training, aggregation, test-set evaluation); start-up: launch to the end "
-             "of round 1 less one median round (imports, data, Ray); memory: peak resident memory summed over the process tree.",
-             f"Machine: {meta['cpu']}, {meta['host_cpus']} cores (1 used), torch {meta['torch']}, Python "
-             f"{meta['python']}" + (f", Flower {meta['flower']}" if "flower" in meta else "") + ".", "",
-             "| workload | contender | round s | vs plain loop | start-up s | total s | peak MB | final acc |",
-             "|---|---|---|---|---|---|---|---|"]
+             "and minibatches for every contender (see `benchmarks/bench_clients.py`).", "",
+             f"**How it was timed.** Machine: {meta['cpu']}, {meta['host_cpus']} cores, torch {meta['torch']}, Python "
+             f"{meta['python']}" + (f", Flower {meta['flower']}" if "flower" in meta else "") + f". {rounds} rounds "
+             f"per run, {repeats} interleaved repeats (a fresh process per contender and repeat). Every contender writes "
+             "an event when a round starts (before it samples its clients) and when its last round ends; a round's "
+             "time is the gap to the next start, so it includes all of that contender's per-round work: training, "
+             "aggregation and test-set evaluation for all; for fedbench also its CSV row, console line and per-round "
+             "checkpoint; for Flower its message passing and Ray scheduling. round s: median over rounds 2.. of each "
+             "repeat, then the median (min-max) over repeats; x plain: the same repeat's ratio to the plain loop, "
+             "median (min-max); *within noise* when that range includes 1. first round s: round 1 (lazy "
+             "initialisation, Flower's actor start). start-up s: launch to the start of round 1 (imports, data, Ray). "
+             "peak MB: resident memory summed over the process tree.", "",
+             "Contenders: " + "; ".join(f"**{k}**: {v.format(cores=meta['host_cpus'])}" for k, v in CONTENDERS.items()
+                                        if any(k in w["results"] for w in results)) + ".", "",
+             "| workload | contender | round s | x plain | first round s | start-up s | total s | peak MB | final acc |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for w in results:
-        plain = w["results"]["plain"]["round_s"]
         for name, r in w["results"].items():
+            ratio = "reference" if name == "plain" else _ratio(r["ratio_to_plain"])
             lines.append(f"| {w['workload']} ({w['num_clients']} clients, {w['client_fraction']:g} per round) | {name} | "
-                         f"{r['round_s']:.3f} | {r['round_s'] / plain:.2f}x | {r['startup_s']:.1f} | {r['wall_s']:.1f} | "
-                         f"{r['peak_mb']:.0f} | {r['final_accuracy']:.4f} |")
+                         f"{_range(r['round_s'])} | {ratio} | {r['first_round_s']['median']:.2f} | "
+                         f"{r['startup_s']['median']:.1f} | {r['wall_s']['median']:.1f} | {r['peak_mb']['median']:.0f} | "
+                         f"{r['final_accuracy']:.4f} |")
     lines += ["", f"Regenerate: `{command}`", ""]
     (out / "clients.md").write_text("\n".join(lines))
 
@@ -206,15 +259,18 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--no-flower", action="store_true", help="skip Flower (no environment built)")
+    parser.add_argument("--flower-pinned", action="store_true", help="also run Flower pinned to one core (labelled)")
     parser.add_argument("--out", type=Path, default=ROOT / "reports" / "bench")
     args = parser.parse_args()
     if not (MNIST_ROOT / "MNIST" / "raw").is_dir():
         sys.exit(f"real MNIST is expected in {MNIST_ROOT}/MNIST/raw (torchvision's layout)")
-    if not shutil.which("taskset"):
-        sys.exit("taskset (util-linux) is needed to pin every contender to one core")
-    results = [measure(w, args.rounds, args.repeats, not args.no_flower) for w in args.workloads]
+    if args.flower_pinned and not shutil.which("taskset"):
+        sys.exit("taskset (util-linux) is needed to pin Flower to one core (--flower-pinned)")
+    if args.rounds < 3:
+        sys.exit("--rounds must be >= 3: round times are taken over rounds 2..")
+    results = [measure(w, args.rounds, args.repeats, not args.no_flower, args.flower_pinned) for w in args.workloads]
     args.out.mkdir(parents=True, exist_ok=True)
-    write_report(results, args.out, "uv run python benchmarks/bench_clients.py " + " ".join(sys.argv[1:]))
+    write_report(results, args.out, "uv run python benchmarks/bench_clients.py " + " ".join(sys.argv[1:]), args.repeats)
     print((args.out / "clients.md").read_text())
 
 

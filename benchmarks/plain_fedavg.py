@@ -1,12 +1,13 @@
 """Textbook FedAvg in plain PyTorch (torch + numpy only, no fedbench import): the reference loop.
 
-    python benchmarks/plain_fedavg.py HANDOFF OUT.jsonl
+    python benchmarks/plain_fedavg.py HANDOFF OUT.jsonl [THREADS]
 
 Reads the handoff ``benchmarks/bench_clients.py`` wrote (fedbench's data and split in ``data.npz``, the initial
 model as a torch.fx trace in ``model.pt``, the sampled clients and each (round, client)'s batch seed in
 ``plan.json``), so it does exactly the work fedbench does: same clients, same minibatches in the same order,
-sequential clients, sample-weighted averaging, evaluation every round. Writes one JSON line per round
-(start/end time, test accuracy) after a ``started`` line once its imports are done.
+sequential clients, sample-weighted averaging (an in-place running sum, as a plain loop would write it), evaluation
+every round. Writes the benchmark's events (``round_start`` before each round, ``round`` with the test accuracy,
+``end`` after the last round; see ``round_clock.py``).
 """
 
 from __future__ import annotations
@@ -34,6 +35,21 @@ def local_sgd(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, *, lr: f
             opt.step()
 
 
+def fedavg_round(model: torch.nn.Module, global_w: torch.Tensor, clients: list, sampled: list[int], *, lr: float,
+                 epochs: int, batch_size: int, seeds: dict) -> torch.Tensor:
+    """One round: each sampled client trains from ``global_w``; the new model is the sample-weighted mean, kept as an
+    in-place running sum (no stacked copy of the clients' models)."""
+    params = list(model.parameters())
+    total, count = torch.zeros_like(global_w), 0
+    for c in sampled:
+        cx, cy = clients[c]
+        torch.nn.utils.vector_to_parameters(global_w.clone(), params)  # (it makes params views of its input)
+        local_sgd(model, cx, cy, lr=lr, epochs=epochs, batch_size=batch_size, seed=seeds[c])
+        total.add_(torch.nn.utils.parameters_to_vector(params).detach(), alpha=len(cy))
+        count += len(cy)
+    return total / count
+
+
 def main(handoff: str, out: str) -> None:
     plan = json.loads(open(f"{handoff}/plan.json").read())
     d = np.load(f"{handoff}/data.npz")
@@ -42,28 +58,25 @@ def main(handoff: str, out: str) -> None:
     bounds = [*d["offsets"].tolist(), len(d["index"])]
     index = torch.from_numpy(d["index"])
     clients = [(x[index[a:b]].contiguous(), y[index[a:b]].contiguous()) for a, b in zip(bounds[:-1], bounds[1:])]
-    model = torch.load(f"{handoff}/model.pt", weights_only=False)
+    model = torch.load(f"{handoff}/model.pt", weights_only=False)  # our own handoff file (a torch.fx trace)
     params = list(model.parameters())
     global_w = torch.nn.utils.parameters_to_vector(params).detach().clone()
     log = open(out, "w")
-    log.write(json.dumps({"event": "started", "t": time.time(), "launched": T0}) + "\n")
+
+    def event(**e) -> None:
+        log.write(json.dumps({**e, "t": time.time()}) + "\n")
+        log.flush()
+
     for r, sampled in enumerate(plan["sampled"], start=1):
-        t_start = time.time()
-        results, weights = [], []
-        for c in sampled:
-            cx, cy = clients[c]
-            torch.nn.utils.vector_to_parameters(global_w.clone(), params)  # (it makes params views of its input)
-            local_sgd(model, cx, cy, lr=plan["lr"], epochs=plan["epochs"], batch_size=plan["batch_size"],
-                      seed=plan["batch_seeds"][str(r)][str(c)])
-            results.append(torch.nn.utils.parameters_to_vector(params).detach().clone())
-            weights.append(len(cy))
-        w = torch.tensor(weights, dtype=torch.float64)
-        global_w = ((w / w.sum()) @ torch.stack(results).double()).float()
+        event(event="round_start", round=r)
+        seeds = {c: plan["batch_seeds"][str(r)][str(c)] for c in sampled}
+        global_w = fedavg_round(model, global_w, clients, sampled, lr=plan["lr"], epochs=plan["epochs"],
+                                batch_size=plan["batch_size"], seeds=seeds)
         torch.nn.utils.vector_to_parameters(global_w.clone(), params)
         with torch.no_grad():
             acc = (model(xt).argmax(1) == yt).float().mean().item()
-        log.write(json.dumps({"event": "round", "round": r, "start": t_start, "end": time.time(), "acc": acc}) + "\n")
-        log.flush()
+        event(event="round", round=r, acc=acc)
+    event(event="end")
     log.close()
 
 

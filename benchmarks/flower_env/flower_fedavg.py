@@ -1,13 +1,15 @@
-"""The same FedAvg through Flower's simulation (``flwr[simulation]``, Ray backend), in Flower's own environment.
+"""The same FedAvg through Flower's current simulation API (``run_simulation`` with a message-based ``ServerApp`` /
+``ClientApp`` and Flower's own ``flwr.serverapp.strategy.FedAvg``, Ray backend), in Flower's own environment.
 
-    python flower_fedavg.py HANDOFF OUT.jsonl THREADS
+    python flower_fedavg.py HANDOFF OUT.jsonl THREADS CPUS
 
 Reads the handoff ``benchmarks/bench_clients.py`` wrote (data and split, the initial model as a torch.fx trace,
-the sampled clients and batch seeds). A ``FedAvg`` strategy whose ``configure_fit`` picks fedbench's sampled
-clients by id, clients (``NumPyClient``) that train with the same minibatch seeds as fedbench, and a central
-``evaluate_fn`` on the test set every round: the same work as the plain loop and fedbench, through Flower's
-machinery. Writes a ``started`` line and one JSON line per round (end time, test accuracy); Flower's own
-round start is the previous round's end.
+the sampled clients and batch seeds). The strategy's ``configure_train`` sends round r's messages to as many
+SuperNodes as fedbench sampled clients, each message naming the partition to train (Flower's stateless-client
+pattern), with the same minibatch seeds as fedbench; a central ``evaluate_fn`` scores the test set every round. Ray
+gets ``CPUS`` CPUs (one per client actor, ``THREADS`` torch threads each): the cores a user would give it. Writes the
+benchmark's events at the same points as the other contenders (``round_start`` when a round is configured,
+``round`` with the accuracy after its evaluation, ``end`` after the last round).
 """
 
 from __future__ import annotations
@@ -20,11 +22,11 @@ T0 = time.time()
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
-from flwr.client import NumPyClient  # noqa: E402
-from flwr.common import ndarrays_to_parameters  # noqa: E402
-from flwr.server import ServerConfig  # noqa: E402
-from flwr.server.strategy import FedAvg  # noqa: E402
-from flwr.simulation import start_simulation  # noqa: E402
+from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict  # noqa: E402
+from flwr.clientapp import ClientApp  # noqa: E402
+from flwr.serverapp import Grid, ServerApp  # noqa: E402
+from flwr.serverapp.strategy import FedAvg  # noqa: E402
+from flwr.simulation import run_simulation  # noqa: E402
 
 
 def load(handoff: str):
@@ -38,7 +40,7 @@ def load(handoff: str):
     return plan, clients, test
 
 
-_ACTOR: dict = {}  # per Ray worker process: the handoff, loaded once (as a Flower user's client_fn would)
+_ACTOR: dict = {}  # per Ray worker process: the handoff, loaded once (as a Flower user's client code would)
 
 
 def actor_state(handoff: str, threads: int):
@@ -49,76 +51,82 @@ def actor_state(handoff: str, threads: int):
     return _ACTOR["plan"], _ACTOR["clients"], _ACTOR["model"]
 
 
-def get_weights(model: torch.nn.Module) -> list[np.ndarray]:
-    return [p.detach().cpu().numpy().copy() for p in model.parameters()]
+def client_app(handoff: str, threads: int) -> ClientApp:
+    app = ClientApp()
+
+    @app.train()
+    def train(msg: Message, context: Context) -> Message:
+        plan, clients, model = actor_state(handoff, threads)
+        config = msg.content["config"]
+        r, c = int(config["server-round"]), int(config["partition"])
+        cx, cy = clients[c]
+        model.load_state_dict(msg.content["arrays"].to_torch_state_dict())
+        opt = torch.optim.SGD(model.parameters(), lr=plan["lr"])
+        gen = torch.Generator().manual_seed(plan["batch_seeds"][str(r)][str(c)])
+        for _ in range(plan["epochs"]):
+            for idx in torch.randperm(len(cy), generator=gen).split(plan["batch_size"]):
+                loss = F.cross_entropy(model(cx[idx]), cy[idx])
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+        content = RecordDict({"arrays": ArrayRecord(model.state_dict()), "metrics": MetricRecord({"num-examples": len(cy)})})
+        return Message(content=content, reply_to=msg)
+
+    return app
 
 
-def set_weights(model: torch.nn.Module, weights: list[np.ndarray]) -> None:
-    with torch.no_grad():
-        for p, w in zip(model.parameters(), weights):
-            p.copy_(torch.from_numpy(np.asarray(w)))
-
-
-def main(handoff: str, out: str, threads: int) -> None:
-    torch.set_num_threads(threads)
-    plan, clients, (xt, yt) = load(handoff)
+def server_app(handoff: str, log) -> ServerApp:  # noqa: ANN001
+    plan, _, (xt, yt) = load(handoff)
     model = torch.load(f"{handoff}/model.pt", weights_only=False)
-    log = open(out, "w")
-    log.write(json.dumps({"event": "started", "t": time.time(), "launched": T0}) + "\n")
-    log.flush()
+    rounds = len(plan["sampled"])
 
-    class Client(NumPyClient):
-        def __init__(self, cid: int) -> None:
-            self.cid = cid
-
-        def fit(self, parameters, config):
-            plan, clients, model = actor_state(handoff, threads)
-            r, (cx, cy) = int(config["round"]), clients[self.cid]
-            set_weights(model, parameters)
-            opt = torch.optim.SGD(model.parameters(), lr=plan["lr"])
-            gen = torch.Generator().manual_seed(plan["batch_seeds"][str(r)][str(self.cid)])
-            for _ in range(plan["epochs"]):
-                for idx in torch.randperm(len(cy), generator=gen).split(plan["batch_size"]):
-                    loss = F.cross_entropy(model(cx[idx]), cy[idx])
-                    opt.zero_grad(set_to_none=True)
-                    loss.backward()
-                    opt.step()
-            return get_weights(model), len(cy), {}
-
-    def client_fn(context):
-        return Client(int(context.node_config["partition-id"])).to_client()
+    def event(**e) -> None:
+        log.write(json.dumps({**e, "t": time.time()}) + "\n")
+        log.flush()
 
     class FedbenchSampling(FedAvg):
-        """fedbench's sampled clients each round instead of Flower's own draw."""
+        """Flower's FedAvg, training fedbench's sampled clients each round instead of its own draw."""
 
-        def configure_fit(self, server_round, parameters, client_manager):
-            client_manager.wait_for(len(clients))
-            everyone = client_manager.all()
-            by_partition = {int(proxy.partition_id) if hasattr(proxy, "partition_id") else int(cid): proxy
-                            for cid, proxy in everyone.items()}
-            from flwr.common import FitIns
+        def configure_train(self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid):
+            event(event="round_start", round=server_round)
+            sampled = plan["sampled"][server_round - 1]
+            nodes = sorted(grid.get_node_ids())[: len(sampled)]
+            return [Message(content=RecordDict({"arrays": arrays, "config": ConfigRecord(
+                {"server-round": server_round, "partition": c})}), message_type="train", dst_node_id=node)
+                for node, c in zip(nodes, sampled)]
 
-            ins = FitIns(parameters, {"round": server_round})
-            return [(by_partition[c], ins) for c in plan["sampled"][server_round - 1]]
-
-    def evaluate(server_round, weights, config):
+    def evaluate(server_round: int, arrays: ArrayRecord) -> MetricRecord | None:
         if server_round == 0:
             return None
-        set_weights(model, weights)
+        model.load_state_dict(arrays.to_torch_state_dict())
         with torch.no_grad():
             acc = (model(xt).argmax(1) == yt).float().mean().item()
-        log.write(json.dumps({"event": "round", "round": server_round, "end": time.time(), "acc": acc}) + "\n")
-        log.flush()
-        return 0.0, {"accuracy": acc}
+        event(event="round", round=server_round, acc=acc)
+        if server_round == rounds:
+            event(event="end")
+        return MetricRecord({"accuracy": acc})
 
-    strategy = FedbenchSampling(fraction_fit=1.0, fraction_evaluate=0.0, min_fit_clients=1, min_evaluate_clients=0,
-                                min_available_clients=len(clients), evaluate_fn=evaluate,
-                                initial_parameters=ndarrays_to_parameters(get_weights(model)))
-    start_simulation(client_fn=client_fn, num_clients=len(clients), config=ServerConfig(num_rounds=len(plan["sampled"])),
-                     strategy=strategy, client_resources={"num_cpus": 1, "num_gpus": 0.0},
-                     ray_init_args={"num_cpus": threads, "include_dashboard": False, "log_to_driver": False})
-    log.close()
+    app = ServerApp()
+
+    @app.main()
+    def main(grid: Grid, context: Context) -> None:
+        strategy = FedbenchSampling(fraction_train=1.0, fraction_evaluate=0.0, min_available_nodes=1)
+        strategy.start(grid=grid, initial_arrays=ArrayRecord(model.state_dict()), num_rounds=rounds,
+                       evaluate_fn=evaluate)
+
+    return app
+
+
+def main(handoff: str, out: str, threads: int, cpus: int) -> None:
+    torch.set_num_threads(threads)
+    plan, clients, _ = load(handoff)
+    with open(out, "w") as log:
+        run_simulation(server_app(handoff, log), client_app(handoff, threads), num_supernodes=len(clients),
+                       backend_config={"client_resources": {"num_cpus": 1, "num_gpus": 0.0},
+                                       "init_args": {"num_cpus": cpus, "include_dashboard": False,
+                                                     "log_to_driver": False}})
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2], int(sys.argv[3]) if len(sys.argv) > 3 else 1)
+    main(sys.argv[1], sys.argv[2], int(sys.argv[3]) if len(sys.argv) > 3 else 1,
+         int(sys.argv[4]) if len(sys.argv) > 4 else 1)
