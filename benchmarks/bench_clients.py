@@ -65,7 +65,8 @@ def overrides(workload: str, rounds: int) -> list[str]:
 def write_handoff(workload: str, rounds: int, folder: Path) -> None:
     """fedbench's data, split, initial model, sampled clients and batch seeds, readable without fedbench."""
     from fedbench.backends.fedml import handoff
-    from fedbench.build import build_part, build_task
+    from fedbench.build import build_task
+    from fedbench.parts import build_part
     from fedbench.config import compose
     from fedbench.seeding import derive_seed
 

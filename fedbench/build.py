@@ -1,16 +1,14 @@
-"""Instantiate the parts of a run from its config (every part checks its own options)."""
+"""Instantiate the parts of a run from its config (every part checks its own options) into an
+:class:`~fedbench.experiment.Experiment`."""
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
-from hydra.errors import InstantiationException
-from hydra.utils import instantiate
 from lightning import LightningModule
 from omegaconf import DictConfig, OmegaConf
 
@@ -20,7 +18,7 @@ from fedbench.client import ClientPlan
 from fedbench.compress.channel import build_channel
 from fedbench.data.base import FederatedData
 from fedbench.device import run_device, to_device
-from fedbench.aggregators import mean
+from fedbench.experiment import Experiment
 from fedbench.attacks import flip_labels
 from fedbench.errors import ConfigError, require
 from fedbench.network import Network
@@ -28,46 +26,11 @@ from fedbench.params import get_buffers
 from fedbench.partition.common import label_counts
 from fedbench.privacy import check_sampling
 from fedbench.sampling import resolve_sampling
-from fedbench.schema import check_node
+from fedbench.parts import build_part
 from fedbench.seeding import derive_seed
 from fedbench.threat_model import ThreatModel, build_threat_model
 from fedbench.validate import validate_sizes
 from fedbench.workload import speed_factors
-
-
-@dataclass(frozen=True)
-class Experiment:
-    """Everything a round loop needs, built once."""
-
-    data: FederatedData
-    parts: list[np.ndarray]
-    client_data: list[tuple[torch.Tensor, torch.Tensor]]
-    task: LightningModule
-    algorithm: Algorithm
-    backend: Backend
-    plan: ClientPlan
-    network: Network
-    speeds: list[float]
-    local_buffers: bool = False
-    topology: Any = None
-    step_time_s: float | None = None
-    channel: Any = None  # fedbench.compress.channel.Channel, None without compression
-    threat: ThreatModel = ThreatModel(mean())  # aggregator, attack, dropout, privacy
-    device: torch.device = torch.device("cpu")  # where the task, client and test data, server and client states live
-    sampling: str = "fixed"  # client_sampling, resolved: fixed | poisson (fedbench.sampling)
-
-
-def build_part(node: DictConfig, **kwargs: Any) -> Any:
-    """``hydra.utils.instantiate`` after the node's keys and value types are checked against its factory's
-    signature (:mod:`fedbench.schema`); surfaces a part's ConfigError unwrapped."""
-    check_node(node)
-    try:
-        return instantiate(node, **kwargs)
-    except InstantiationException as err:
-        cause = err.__cause__
-        if isinstance(cause, ConfigError):
-            raise cause from None
-        raise
 
 
 def check_server_optimizer(cfg: DictConfig) -> None:

@@ -17,9 +17,10 @@ from typing import Any, Callable
 import torch
 from torch.distributed.algorithms.ddp_comm_hooks import default_hooks, powerSGD_hook
 
+from fedbench.compress import Compressor
 from fedbench.errors import ConfigError
 
-HOOKED = ("none", "fp16", "bf16", "powersgd")
+HOOKS = ("allreduce", "fp16", "bf16", "powersgd")  # the values a Compressor's ``ddp_hook`` may declare
 
 
 class BucketCounter:
@@ -42,11 +43,13 @@ def _powersgd_bytes(state: powerSGD_hook.PowerSGDState, bucket) -> int:  # noqa:
     return total
 
 
-def counting_hook(name: str, options: dict[str, Any], seed: int) -> tuple[BucketCounter, Callable]:
-    """(state, hook) for ``compressor=name``, recording bytes and time per bucket."""
-    if name not in HOOKED:
-        raise ConfigError(f"compressor: paradigm=data_parallel compresses through PyTorch's DDP communication hooks, "
-                          f"which exist for {list(HOOKED)} (got {name})")
+def counting_hook(compressor: Compressor, seed: int) -> tuple[BucketCounter, Callable]:
+    """(state, hook) for the run's compressor (its declared ``ddp_hook``), recording bytes and time per bucket."""
+    name = compressor.ddp_hook
+    if name not in HOOKS:
+        raise ConfigError(f"compressor: paradigm=data_parallel compresses through PyTorch's DDP communication hooks; "
+                          f"{compressor.name} declares none (compressors with one: none, fp16, bf16, powersgd)")
+    options = compressor.options
     if name == "powersgd":
         inner = powerSGD_hook.PowerSGDState(process_group=None, matrix_approximation_rank=options.get("rank", 2),
                                             start_powerSGD_iter=2, use_error_feedback=True, warm_start=True,

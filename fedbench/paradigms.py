@@ -18,13 +18,11 @@ checkpoint per round (a rerun of a finished one is skipped).
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
 import time
 import warnings
-from pathlib import Path
 from typing import Any
 
 import lightning as L
@@ -32,20 +30,22 @@ import torch
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.plugins.environments import LightningEnvironment
 from lightning.pytorch.strategies import DDPStrategy
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 from torch.utils.data import DataLoader, TensorDataset
 
-from fedbench import checkpoint, records, status
+from fedbench import checkpoint
 from fedbench.backends.ddp import rank_and_world
-from fedbench.build import build_part, build_task
+from fedbench.build import build_task
+from fedbench.compress.channel import compressor_of
 from fedbench.ddp_hooks import BucketCounter, counting_hook
 from fedbench.device import run_device
 from fedbench.errors import ConfigError
 from fedbench.hardware import hardware
 from fedbench.local import evaluate
-from fedbench.loggers import null_logger
-from fedbench.metrics import diverged, summarize, with_cumulative
+from fedbench.metrics import diverged, with_cumulative
 from fedbench.params import get_flat
+from fedbench.parts import build_part
+from fedbench.runfolder import RunFolder, RunResult
 from fedbench.seeding import derive_seed, torch_generator
 from fedbench.threat_model import check_baseline
 
@@ -118,26 +118,15 @@ def _layout(world: int) -> tuple[int, int]:
     return per_node, max(world // per_node, 1)
 
 
-def run_trainer(cfg: DictConfig):  # -> fedbench.run.RunResult
+def run_trainer(cfg: DictConfig) -> RunResult:
     """Fit ``cfg.model`` on the pooled data with ``lightning.Trainer`` (see the module docstring)."""
-    from fedbench.run import RunResult
-
     check_baseline(cfg)
-    out = Path(cfg.output_dir)
-    config = OmegaConf.to_container(cfg, resolve=True)
-    summary_path = out / "summary.json"
-    if (out / "checkpoint").is_dir():  # a federated run's folder: the same guard as a federated resume
-        checkpoint.resume_point("auto", out, config)
-    if summary_path.exists():
-        done = json.loads(summary_path.read_text())
-        if checkpoint.comparable(done.get("config", {})) != checkpoint.comparable(config):
-            diff = checkpoint.differing_keys(done.get("config", {}), checkpoint.comparable(config))
-            raise ConfigError(f"output_dir {out} holds another run (its summary.json differs in: {', '.join(diff)}); "
-                              "use a new output directory")
-        if done.get("rounds_completed") == cfg.rounds and status.is_done(out):
-            log.info("%s already finished; skipping", out)
-            return RunResult(out, [], done, {}, {})
     rank, world = rank_and_world()
+    folder = RunFolder(cfg, main=rank == 0)
+    if (folder.path / "checkpoint").is_dir():  # a federated run's folder: the same guard as a federated resume
+        checkpoint.resume_point("auto", folder.path, folder.config)
+    if (done := folder.finished()) is not None:
+        return done
     data_parallel = cfg.paradigm == "data_parallel"
     if not data_parallel and world > 1:
         raise ConfigError(f"paradigm=centralized runs in one process (got a world of {world}); use paradigm=data_parallel")
@@ -146,50 +135,46 @@ def run_trainer(cfg: DictConfig):  # -> fedbench.run.RunResult
     if global_batch % world:
         raise ConfigError(f"batch_size (the global batch, {global_batch}) must be divisible by the {world} ranks")
     task = build_task(cfg, data)  # the same initial model as the federated runs
-    os.environ["PL_GLOBAL_SEED"] = str(derive_seed(cfg.seed, "sampler") % 2**31)  # DistributedSampler's seed
-    loader = DataLoader(TensorDataset(data.x_train, data.y_train), batch_size=global_batch // world, shuffle=True,
-                        generator=torch_generator(cfg.seed, "centralized-batches"))
-    spec = OmegaConf.to_container(cfg.compressor, resolve=True)
-    name = spec.get("dtype") or spec.get("method") or spec["_target_"].rsplit(".", 1)[-1]
-    counter, hook = counting_hook(name, spec, cfg.seed)
-    num_params = get_flat(task).numel()
-    main = rank == 0
-    if main:
-        out.mkdir(parents=True, exist_ok=True)
-        records.write_once(out, cfg)
-        status.write(out, "running")
-    logger = build_part(cfg.logger)(str(out), config, []) if main else null_logger()  # loggers only: epochs, not rounds
-    recorder = EpochRecorder(cfg, data, counter, hook, world, logger)
-    device = run_device(cfg)
-    gpu = device.type == "cuda"  # with several ranks, Lightning puts each on its own GPU
+    with folder.accept() as rf:
+        callbacks = rf.callbacks([], loggers_only=True)  # a baseline's rows are epochs: no round callbacks
+        recorder = _fit(cfg, data, task, world, global_batch, callbacks, folder)
+        is_diverged = bool(recorder.rows) and diverged(recorder.rows[-1], cfg.diverge_loss)
+        extra = {"algorithm": cfg.paradigm, "status": "diverged" if is_diverged else "finished",
+                 "diverged": is_diverged, "dataset": data.name, "num_train": len(data.y_train),
+                 "hardware": hardware(world), "device": "cuda" if run_device(cfg).type == "cuda" else "cpu",
+                 "num_params": get_flat(task).numel()}
+        result = rf.finish(recorder.rows, extra, callbacks, {"params": get_flat(task)})
+    if folder.main:
+        log.info("done: final accuracy %s, best %s", result.summary["final_accuracy"], result.summary["best_accuracy"])
+    return result
+
+
+def _trainer(cfg: DictConfig, world: int, recorder: EpochRecorder) -> L.Trainer:
+    """A ``lightning.Trainer`` on the run's device: one process, or DDP over the launcher's ranks."""
+    gpu = run_device(cfg).type == "cuda"  # with several ranks, Lightning puts each on its own GPU
     if world > 1:
         devices, nodes = _layout(world)
         strategy: Any = DDPStrategy(process_group_backend=None if gpu else "gloo",
                                     cluster_environment=LightningEnvironment() if os.environ.get("FEDBENCH_FORKED") else None)
     else:
         devices, nodes, strategy = 1, 1, "auto"
-    log.info("%s baseline: %s, %d params, global batch %d over %d rank(s), %d epochs -> %s", cfg.paradigm, data.name,
-             num_params, global_batch, world, cfg.rounds, out)
     if gpu and world == 1:
-        devices = [device.index or 0]
-    trainer = L.Trainer(accelerator="gpu" if gpu else "cpu", devices=devices, num_nodes=nodes,
-                        strategy=strategy, max_epochs=cfg.rounds, logger=False, enable_checkpointing=False,
-                        enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0,
-                        num_sanity_val_steps=0, callbacks=[recorder])
-    try:
-        trainer.fit(task, train_dataloaders=loader)
-    except BaseException as err:
-        if main:
-            status.write(out, "failed", error=f"{type(err).__name__}: {err}")
-        raise
-    is_diverged = bool(recorder.rows) and diverged(recorder.rows[-1], cfg.diverge_loss)
-    extra = {"algorithm": cfg.paradigm, "status": "diverged" if is_diverged else "finished", "diverged": is_diverged,
-             "dataset": data.name, "num_train": len(data.y_train), "hardware": hardware(world),
-             "device": "cuda" if gpu else "cpu",
-             "num_params": num_params, "output_dir": str(out), "config": config}
-    summary = summarize(recorder.rows, cfg.target_accuracy, extra)
-    logger.on_run_end(summary)
-    if main:
-        status.write(out, summary["status"], rounds=len(recorder.rows))
-        log.info("done: final accuracy %s, best %s", summary["final_accuracy"], summary["best_accuracy"])
-    return RunResult(out, recorder.rows, summary, {"params": get_flat(task)}, {})
+        devices = [run_device(cfg).index or 0]
+    return L.Trainer(accelerator="gpu" if gpu else "cpu", devices=devices, num_nodes=nodes,
+                     strategy=strategy, max_epochs=cfg.rounds, logger=False, enable_checkpointing=False,
+                     enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0,
+                     num_sanity_val_steps=0, callbacks=[recorder])
+
+
+def _fit(cfg: DictConfig, data: Any, task: L.LightningModule, world: int, global_batch: int, callbacks: Any,
+         folder: RunFolder) -> EpochRecorder:
+    """Train with the Trainer, recording one row per epoch (the callbacks get each row as it is made)."""
+    os.environ["PL_GLOBAL_SEED"] = str(derive_seed(cfg.seed, "sampler") % 2**31)  # DistributedSampler's seed
+    loader = DataLoader(TensorDataset(data.x_train, data.y_train), batch_size=global_batch // world, shuffle=True,
+                        generator=torch_generator(cfg.seed, "centralized-batches"))
+    counter, hook = counting_hook(compressor_of(cfg.compressor), cfg.seed)
+    recorder = EpochRecorder(cfg, data, counter, hook, world, callbacks)
+    log.info("%s baseline: %s, %d params, global batch %d over %d rank(s), %d epochs -> %s", cfg.paradigm, data.name,
+             get_flat(task).numel(), global_batch, world, cfg.rounds, folder.path)
+    _trainer(cfg, world, recorder).fit(task, train_dataloaders=loader)
+    return recorder

@@ -22,7 +22,7 @@ import torch
 from fedbench.aggregators import Combine
 from fedbench.algorithms.base import LocalResult, State, Upload
 from fedbench.attacks import poison_results
-from fedbench.build import Experiment
+from fedbench.experiment import Experiment
 from fedbench.client import run_client
 from fedbench.comm import RoundComm
 from fedbench.metrics import COLUMNS

@@ -12,6 +12,7 @@ from fedbench.aggregators import Aggregator
 from fedbench.algorithms.base import Algorithm
 from fedbench.attacks import Attack, byzantine_clients
 from fedbench.errors import ConfigError, require
+from fedbench.parts import build_part
 from fedbench.privacy import Privacy, accounting
 from fedbench.sampling import clients_per_round
 
@@ -95,8 +96,6 @@ def check_baseline(cfg: DictConfig) -> None:
 
 def build_threat_model(cfg: DictConfig, algorithm: Algorithm, topology: str) -> ThreatModel:
     """Instantiate and check the run's aggregator, attack, dropout and privacy."""
-    from fedbench.build import build_part
-
     agg = build_part(cfg.aggregator)
     require(isinstance(agg, Aggregator), "aggregator", "an Aggregator factory", type(agg).__name__)
     attack = build_part(cfg.attack)

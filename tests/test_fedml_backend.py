@@ -12,7 +12,8 @@ import pytest
 import torch
 
 from fedbench.backends.fedml import environment, handoff
-from fedbench.build import build_part, build_task
+from fedbench.build import build_task
+from fedbench.parts import build_part
 from fedbench.errors import ConfigError
 from fedbench.params import get_flat
 from fedbench.run import run

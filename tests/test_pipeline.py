@@ -10,7 +10,8 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
-from fedbench.build import build_part, build_task
+from fedbench.build import build_task
+from fedbench.parts import build_part
 from fedbench.errors import ConfigError
 from fedbench.params import get_flat
 from fedbench.pipeline.plan import split

@@ -48,7 +48,7 @@ def test_finished_run_is_skipped(tmp_path, caplog, monkeypatch):
     def no_build(cfg):
         raise AssertionError("a finished run must not load data or build a model")
 
-    monkeypatch.setattr("fedbench.run.build", no_build)
+    monkeypatch.setattr("fedbench.federated.build", no_build)
     again = run(cfg)
     assert "already finished 2 rounds; skipping" in caplog.text
     assert (tmp_path / "run" / "summary.json").stat().st_mtime_ns == stamp and len(again.rows) == 2

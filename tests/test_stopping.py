@@ -14,7 +14,7 @@ def test_stop_at_target_ends_at_the_first_round_reaching_it(make_cfg):
     assert result.rows[-1]["test_accuracy"] >= 0.8 > max(r["test_accuracy"] for r in result.rows[:-1])
     from unittest import mock
 
-    with mock.patch("fedbench.run.build", side_effect=AssertionError("a finished run was built again")):
+    with mock.patch("fedbench.federated.build", side_effect=AssertionError("a finished run was built again")):
         assert run(cfg).rows == result.rows  # finished: the rerun is skipped
 
 

@@ -1,4 +1,10 @@
-"""Backends: how a round's client jobs are executed."""
+"""Backends: how a round's client jobs are executed, and what each backend can do.
+
+A backend's factory declares its :class:`BackendCapabilities` (``@declares(...)``): the device types it runs on,
+whether it trains many clients at once, whether its ranks form a process group, and whether it runs the whole
+experiment itself (a ``runner``). ``run()`` and the checks read them from the config (:func:`declared`) before the
+backend is built, since building one may start a process group.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +21,42 @@ def _same(flag: bool) -> bool:
 
 def _nothing() -> None:
     return None
+
+
+@dataclass(frozen=True)
+class BackendCapabilities:
+    """What a backend declares it can do.
+
+    Attributes:
+        devices: the device types a round can run on (``cpu``, ``cuda``, ``mps``).
+        vectorizes: it trains a chunk of clients at once (``train_many``) instead of one ``job`` per client.
+        process_group: its ranks form a ``torch.distributed`` process group (pipeline stages need one).
+        runner: it runs the whole experiment itself, in place of the paradigm's round loop (``cfg -> RunResult``).
+    """
+
+    devices: tuple[str, ...] = ("cpu", "cuda")
+    vectorizes: bool = False
+    process_group: bool = False
+    runner: Callable[[Any], Any] | None = None
+
+
+def declares(capabilities: BackendCapabilities) -> Callable[[Callable[..., "Backend"]], Callable[..., "Backend"]]:
+    """Attach ``capabilities`` to a backend factory, where :func:`declared` reads them without calling it."""
+
+    def mark(factory: Callable[..., "Backend"]) -> Callable[..., "Backend"]:
+        factory.capabilities = capabilities  # type: ignore[attr-defined]
+        return factory
+
+    return mark
+
+
+def declared(node: Any) -> BackendCapabilities:
+    """The capabilities the ``backend`` config's factory declares (defaults for a factory that declares none)."""
+    from hydra.utils import get_object
+
+    target = node.get("_target_") if hasattr(node, "get") else None
+    factory = get_object(target) if isinstance(target, str) else None
+    return getattr(factory, "capabilities", BackendCapabilities())
 
 
 @dataclass(frozen=True)
@@ -40,6 +82,7 @@ class Backend:
     close: Callable[[], None] = _nothing
     train_many: Callable[..., list] | None = None
     check: Callable[[Any], None] | None = None
+    capabilities: BackendCapabilities = BackendCapabilities()
 
     @property
     def is_main(self) -> bool:

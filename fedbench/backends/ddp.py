@@ -21,7 +21,7 @@ import torch
 import torch.distributed as dist
 
 from fedbench.algorithms.base import LocalResult
-from fedbench.backends import Backend
+from fedbench.backends import Backend, BackendCapabilities, declares
 from fedbench.device import resolve_device
 from fedbench.errors import require, require_choice
 
@@ -91,6 +91,10 @@ def exchange(mine: dict[int, Any], world: int, device: torch.device) -> dict[int
     return merged
 
 
+CAPABILITIES = BackendCapabilities(devices=("cpu", "cuda"), process_group=True)
+
+
+@declares(CAPABILITIES)
 def ddp(backend: str = "auto", workers: int | None = None, threads: int | None = None, device: str = "auto") -> Backend:
     """Clients spread over the ranks of a torch.distributed process group.
 
@@ -134,4 +138,5 @@ def ddp(backend: str = "auto", workers: int | None = None, threads: int | None =
         if created and dist.is_initialized():
             dist.destroy_process_group()
 
-    return Backend("ddp", run_map, rank=rank, world_size=world, agree=agree, rank_times=times, close=close)
+    return Backend("ddp", run_map, rank=rank, world_size=world, agree=agree, rank_times=times, close=close,
+                   capabilities=CAPABILITIES)

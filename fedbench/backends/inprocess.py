@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import time
 
-from fedbench.backends import Backend
+from fedbench.backends import Backend, BackendCapabilities, declares
+
+CAPABILITIES = BackendCapabilities(devices=("cpu", "cuda"))
 
 
+@declares(CAPABILITIES)
 def inprocess(threads: int | None = None) -> Backend:
     """Sequential clients; the reference every other backend must match.
 
@@ -22,4 +25,4 @@ def inprocess(threads: int | None = None) -> Backend:
         times[:] = [{"rank": 0, "compute_s": time.perf_counter() - t0, "wait_s": 0.0, "comm_s": 0.0}]
         return results
 
-    return Backend("inprocess", run_map, rank_times=times)
+    return Backend("inprocess", run_map, rank_times=times, capabilities=CAPABILITIES)

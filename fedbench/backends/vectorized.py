@@ -31,7 +31,7 @@ from torch import Tensor, nn
 from torch.func import functional_call, grad, vmap
 
 from fedbench.algorithms.base import LocalResult, State
-from fedbench.backends import Backend
+from fedbench.backends import Backend, BackendCapabilities, declares
 from fedbench.errors import ConfigError, require
 from fedbench.local import batches, gradient
 from fedbench.local_optim import configure, round_rates
@@ -67,6 +67,10 @@ class _Step(nn.Module):
         return loss["loss"] if isinstance(loss, dict) else loss
 
 
+CAPABILITIES = BackendCapabilities(devices=("cpu", "cuda"), vectorizes=True)
+
+
+@declares(CAPABILITIES)
 def vectorized(chunk: int | str = "auto", memory_fraction: float = 0.25, threads: int | None = None) -> Backend:
     """Clients trained ``chunk`` at a time with ``torch.func.vmap``.
 
@@ -99,7 +103,8 @@ def vectorized(chunk: int | str = "auto", memory_fraction: float = 0.25, threads
         times[:] = [{"rank": 0, "compute_s": time.perf_counter() - t0, "wait_s": 0.0, "comm_s": 0.0}]
         return [out[c] for c in clients]
 
-    return Backend("vectorized", run_map, rank_times=times, train_many=train_many, check=check)
+    return Backend("vectorized", run_map, rank_times=times, train_many=train_many, check=check,
+                   capabilities=CAPABILITIES)
 
 
 def check(exp: Any) -> None:

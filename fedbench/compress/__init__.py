@@ -28,8 +28,11 @@ class Compressor:
         encode: ``(x, generator, state) -> (message, new state)``; ``message`` is a dict of tensors and ints.
         decode: ``message -> x_hat`` (same shape and dtype as ``x``).
         wire_bytes: ``message -> bytes on the wire``.
-        unbiased: E[decode(encode(x))] = x (QSGD, rand-k, fp16 up to rounding).
-        needs_shapes: ``encode`` also takes ``shapes=`` (the parameters' shapes, for PowerSGD).
+        unbiased: E[decode(encode(x))] = x (QSGD, rand-k, fp16 up to rounding); error feedback refuses it.
+        needs_shapes: ``encode`` also takes ``shapes=`` (the parameters' shapes): it needs weight matrices (PowerSGD).
+        identity: sends every entry as it is (``none``): the uncompressed path is used instead.
+        ddp_hook: the PyTorch DDP communication hook that implements it for ``paradigm=data_parallel``
+            (``allreduce``, ``fp16``, ``bf16``, ``powersgd``), None where there is none.
         options: the factory's options, for logs.
     """
 
@@ -39,6 +42,8 @@ class Compressor:
     wire_bytes: Callable[[dict[str, Any]], int]
     unbiased: bool = False
     needs_shapes: bool = False
+    identity: bool = False
+    ddp_hook: str | None = None
     options: dict = field(default_factory=dict)
 
 

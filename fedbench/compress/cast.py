@@ -20,7 +20,7 @@ def cast(dtype: str = "fp16") -> Compressor:
         return {"x": x.to(target), "dtype": x.dtype}, state
 
     return Compressor(dtype, encode, lambda m: m["x"].to(m["dtype"]), lambda m: 2 * m["x"].numel(),
-                      options={"dtype": dtype})
+                      ddp_hook=dtype, options={"dtype": dtype})
 
 
 def fp16() -> Compressor:

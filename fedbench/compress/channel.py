@@ -36,6 +36,7 @@ from torch import Tensor
 from fedbench.algorithms.base import State, Upload
 from fedbench.compress import Compressor, roundtrip
 from fedbench.errors import ConfigError, require, require_choice
+from fedbench.parts import build_part
 from fedbench.params import nbytes
 from fedbench.seeding import torch_generator
 
@@ -112,17 +113,22 @@ def _numel(shape: Any) -> int:
     return n
 
 
-def build_channel(node: DictConfig, seed: int, shapes: list) -> Channel | None:
-    """The ``compressor`` config as a Channel (None for ``none``: the uncompressed path, untouched)."""
-    from fedbench.build import build_part
-
+def compressor_of(node: DictConfig) -> Compressor:
+    """The ``compressor`` config's Compressor (the channel's own keys, ``direction`` and ``error_feedback``, left out)."""
     spec = OmegaConf.to_container(node, resolve=True)
-    direction, feedback = spec.pop("direction", "up"), spec.pop("error_feedback", False)
-    require_choice(direction, "compressor.direction", list(DIRECTIONS))
-    require_choice(feedback, "compressor.error_feedback", FEEDBACK)
+    spec.pop("direction", None), spec.pop("error_feedback", None)
     compressor = build_part(OmegaConf.create(spec))
     require(isinstance(compressor, Compressor), "compressor", "a Compressor factory", type(compressor).__name__)
-    if compressor.name == "none":
+    return compressor
+
+
+def build_channel(node: DictConfig, seed: int, shapes: list) -> Channel | None:
+    """The ``compressor`` config as a Channel (None for the identity: the uncompressed path, untouched)."""
+    direction, feedback = node.get("direction", "up"), node.get("error_feedback", False)
+    require_choice(direction, "compressor.direction", list(DIRECTIONS))
+    require_choice(feedback, "compressor.error_feedback", FEEDBACK)
+    compressor = compressor_of(node)
+    if compressor.identity:
         return None
     ef = {True: "ef", False: None}.get(feedback, feedback)
     if ef is not None and compressor.unbiased:
@@ -130,6 +136,7 @@ def build_channel(node: DictConfig, seed: int, shapes: list) -> Channel | None:
                           f"rescales its output to be unbiased, which makes the error-feedback residual grow without "
                           f"bound; set compressor.rescale=false (the contractive C/(1+omega) variant, Stich et al. "
                           f"2018) or compressor.error_feedback=false")
-    if compressor.name == "powersgd":
-        require(any(len(s) >= 2 for s in shapes), "compressor", "a model with weight matrices for powersgd", "none")
+    if compressor.needs_shapes:
+        require(any(len(s) >= 2 for s in shapes), "compressor", f"a model with weight matrices for {compressor.name} "
+                "(it needs_shapes: it compresses weight matrices)", "none")
     return Channel(compressor, direction, ef, seed, tuple(tuple(s) for s in shapes))

@@ -64,4 +64,5 @@ def powersgd(rank: int = 2) -> Compressor:
             return 4 * msg["dense"].numel()
         return sum(4 * sum(t.numel() for t in part.values()) for part in msg["parts"])
 
-    return Compressor("powersgd", encode, decode, wire_bytes, needs_shapes=True, options={"rank": rank})
+    return Compressor("powersgd", encode, decode, wire_bytes, needs_shapes=True, ddp_hook="powersgd",
+                      options={"rank": rank})

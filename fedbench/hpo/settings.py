@@ -8,7 +8,7 @@ Every field has a default except ``params``; unknown fields, bad types and impos
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from typing import Any, Mapping
 
 from fedbench.errors import ConfigError, require, require_choice

@@ -117,7 +117,8 @@ def check(cfg: DictConfig, world: int | None = None) -> None:
 
 
 def _check_model(cfg: DictConfig) -> None:
-    from fedbench.build import build_part, build_task
+    from fedbench.build import build_task
+    from fedbench.parts import build_part
 
     data = build_part(cfg.dataset)
     if len(data.y_train) < cfg.batch_size:

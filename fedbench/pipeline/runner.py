@@ -26,26 +26,27 @@ import logging
 import math
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 from torch.distributed.pipelining import PipelineStage, Schedule1F1B, ScheduleGPipe
 from torch.utils.data import DataLoader, TensorDataset
 
-from fedbench import records, status
 from fedbench.backends.ddp import rank_and_world
-from fedbench.build import build_part, build_task
+from fedbench.build import build_task
+from fedbench.parts import build_part
 from fedbench.hardware import hardware
-from fedbench.loggers import null_logger
 from fedbench.local import evaluate
-from fedbench.metrics import diverged, summarize, with_cumulative
+from fedbench.metrics import diverged, with_cumulative
 from fedbench.params import get_flat
 from fedbench.pipeline.plan import Layout, split
 from fedbench.pipeline.timing import StageClock, instrument, theoretical_bubble, timed_p2p
+from fedbench.runfolder import RunFolder, RunResult
 from fedbench.seeding import torch_generator
 from fedbench.threat_model import check_baseline
 
@@ -76,7 +77,7 @@ def _allreduce_mean(params: list[torch.Tensor], group: Any, replicas: int, clock
         offset += g.numel()
 
 
-def train_pipeline(cfg: DictConfig):  # -> fedbench.run.RunResult
+def train_pipeline(cfg: DictConfig) -> RunResult:
     """Train with the model split over ranks (see the module docstring)."""
     check_baseline(cfg)
     rank, world = rank_and_world()
@@ -90,17 +91,37 @@ def train_pipeline(cfg: DictConfig):  # -> fedbench.run.RunResult
     if created:
         dist.init_process_group("gloo", rank=rank, world_size=world)
     try:
-        return _train(cfg, lay)
+        folder = RunFolder(cfg, main=rank == 0)
+        box = [folder.finished() if folder.main else None]  # rank 0 decides whether the run already finished
+        dist.broadcast_object_list(box, src=0)
+        if box[0] is not None:
+            return box[0] if folder.main else RunResult(folder.path, [], {}, {}, {})
+        return _train(cfg, lay, folder)
     finally:
         if created:
             dist.destroy_process_group()
 
 
-def _train(cfg: DictConfig, lay: Layout):  # -> fedbench.run.RunResult
-    from fedbench.run import RunResult
+@dataclass
+class _Stage:
+    """This rank's part of the pipeline: its stage of the model, the schedule and what trains it."""
 
-    p, out, main = cfg.pipeline, Path(cfg.output_dir), lay.rank == 0
-    config = OmegaConf.to_container(cfg, resolve=True)
+    data: Any
+    task: Any
+    parts: list
+    schedule: Any
+    clock: StageClock
+    params: list
+    optimizer: Any
+    loader: DataLoader
+    stage_group: Any
+    first: bool
+    last: bool
+
+
+def _stage(cfg: DictConfig, lay: Layout) -> _Stage:
+    """Build the model (every rank the same), keep this rank's stage, and its schedule, clock and optimizer."""
+    p = cfg.pipeline
     data = build_part(cfg.dataset)
     task = build_task(cfg, data)
     parts = split(task.model, p.stages)
@@ -111,79 +132,94 @@ def _train(cfg: DictConfig, lay: Layout):  # -> fedbench.run.RunResult
     clock = StageClock()
     instrument(stage, mine, clock, first, last)
     params = list(mine.parameters())
-    optimizer = task.optimizer(params)
     loader = DataLoader(TensorDataset(data.x_train, data.y_train), batch_size=cfg.batch_size, shuffle=True,
                         drop_last=True, generator=torch_generator(cfg.seed, "centralized-batches"))
-    if main:
-        out.mkdir(parents=True, exist_ok=True)
-        records.write_once(out, cfg)
-        status.write(out, "running")
-    logger = build_part(cfg.logger)(str(out), config, []) if main else null_logger()
+    return _Stage(data, task, parts, schedule, clock, params, task.optimizer(params), loader, stage_group, first, last)
+
+
+def _epoch(cfg: DictConfig, lay: Layout, st: _Stage) -> list[float]:
+    """One epoch of pipelined steps on this rank; the last stage's per-step losses."""
+    p, clock = cfg.pipeline, st.clock
+    clock.reset()
+    losses: list[float] = []
+    for x, y in st.loader:
+        x, y = x.chunk(p.replicas)[lay.replica], y.chunk(p.replicas)[lay.replica]
+        st.optimizer.zero_grad()
+        mb_losses: list[torch.Tensor] = []
+        t0 = time.perf_counter()
+        with timed_p2p(clock):
+            if st.first:
+                st.schedule.step(x)
+            elif st.last:
+                st.schedule.step(target=y, losses=mb_losses)
+            else:
+                st.schedule.step()
+        clock.step_s += time.perf_counter() - t0
+        if p.replicas > 1:
+            _allreduce_mean(st.params, st.stage_group, p.replicas, clock)
+        st.optimizer.step()
+        clock.steps += 1
+        if st.last:
+            losses.append(float(torch.stack(mb_losses).detach().mean()))
+    return losses
+
+
+def _train(cfg: DictConfig, lay: Layout, folder: RunFolder) -> RunResult:
+    p, main = cfg.pipeline, folder.main
+    st = _stage(cfg, lay)
     theory = theoretical_bubble(p.stages, p.microbatches)
-    num_params = get_flat(task).numel()
-    if main:
-        log.info("%s: %s, %d params in %d stages x %d replica(s), %s schedule, %d microbatches of %d, global batch %d, "
-                 "%d epochs -> %s", cfg.paradigm, data.name, num_params, p.stages, p.replicas, p.schedule,
-                 p.microbatches, cfg.batch_size // (p.replicas * p.microbatches), cfg.batch_size, cfg.rounds, out)
-    rows: list[dict[str, Any]] = []
-    step_losses: list[list[Any]] = []
-    stage_rows: list[dict[str, Any]] = []
-    for epoch in range(1, cfg.rounds + 1):
-        t_epoch = time.perf_counter()
-        clock.reset()
-        losses: list[float] = []
-        for x, y in loader:
-            x, y = x.chunk(p.replicas)[lay.replica], y.chunk(p.replicas)[lay.replica]
-            optimizer.zero_grad()
-            mb_losses: list[torch.Tensor] = []
-            t0 = time.perf_counter()
-            with timed_p2p(clock):
-                if first:
-                    schedule.step(x)
-                elif last:
-                    schedule.step(target=y, losses=mb_losses)
-                else:
-                    schedule.step()
-            clock.step_s += time.perf_counter() - t0
-            if p.replicas > 1:
-                _allreduce_mean(params, stage_group, p.replicas, clock)
-            optimizer.step()
-            clock.steps += 1
-            if last:
-                losses.append(float(torch.stack(mb_losses).detach().mean()))
-        row, stage_info = _epoch_row(cfg, lay, task, parts, data, clock, losses, epoch, t_epoch, theory, main)
+    with folder.accept() as rf:
+        callbacks = rf.callbacks([], loggers_only=True)  # rows are epochs: no round callbacks
         if main:
-            step_losses += [[epoch, i + 1, loss] for i, loss in enumerate(row.pop("_step_losses"))]
-            stage_rows += [{"epoch": epoch, **s} for s in stage_info]
-            rows.append(with_cumulative(row, rows[-1] if rows else None))
-            logger.on_round_end(rows[-1], {}, {})
-            log.info("epoch %d/%d  acc %.4f  train_loss %.4f  steps %d  bubble %.3f (theory %.3f)  sent %.2f MB  %.2fs",
-                     epoch, cfg.rounds, row["test_accuracy"], row["train_loss"], row["steps"], row["bubble"], theory,
-                     rows[-1]["cum_bytes_up"] / 1e6, row["wall_s"])
-        stop = torch.tensor([int(main and diverged(row, cfg.diverge_loss))])
-        dist.broadcast(stop, 0)
-        if stop.item():
-            break
-    if not main:
-        return RunResult(out, [], {}, {}, {})
-    torch.save(task.model.state_dict(), out / "model.pt")  # the trained model, all stages (CPU tensors)
-    _write_csv(out / "steps.csv", ["epoch", "step", "loss"], step_losses)
-    _write_csv(out / "stage_times.csv", list(stage_rows[0]), [list(r.values()) for r in stage_rows])
+            log.info("%s: %s, %d params in %d stages x %d replica(s), %s schedule, %d microbatches of %d, global batch "
+                     "%d, %d epochs -> %s", cfg.paradigm, st.data.name, get_flat(st.task).numel(), p.stages, p.replicas,
+                     p.schedule, p.microbatches, cfg.batch_size // (p.replicas * p.microbatches), cfg.batch_size,
+                     cfg.rounds, rf.path)
+        rows: list[dict[str, Any]] = []
+        step_losses: list[list[Any]] = []
+        stage_rows: list[dict[str, Any]] = []
+        for epoch in range(1, cfg.rounds + 1):
+            t_epoch = time.perf_counter()
+            losses = _epoch(cfg, lay, st)
+            row, stage_info = _epoch_row(cfg, lay, st.task, st.parts, st.data, st.clock, losses, epoch, t_epoch, theory,
+                                         main)
+            if main:
+                step_losses += [[epoch, i + 1, loss] for i, loss in enumerate(row.pop("_step_losses"))]
+                stage_rows += [{"epoch": epoch, **s} for s in stage_info]
+                rows.append(with_cumulative(row, rows[-1] if rows else None))
+                callbacks.on_round_end(rows[-1], {}, {})
+                log.info("epoch %d/%d  acc %.4f  train_loss %.4f  steps %d  bubble %.3f (theory %.3f)  sent %.2f MB  "
+                         "%.2fs", epoch, cfg.rounds, row["test_accuracy"], row["train_loss"], row["steps"], row["bubble"],
+                         theory, rows[-1]["cum_bytes_up"] / 1e6, row["wall_s"])
+            stop = torch.tensor([int(main and diverged(row, cfg.diverge_loss))])
+            dist.broadcast(stop, 0)
+            if stop.item():
+                break
+        if not main:
+            return RunResult(rf.path, [], {}, {}, {})
+        return _finish(cfg, lay, st, rf, rows, step_losses, stage_rows, theory, callbacks)
+
+
+def _finish(cfg: DictConfig, lay: Layout, st: _Stage, rf: RunFolder, rows: list, step_losses: list, stage_rows: list,
+            theory: float, callbacks: Any) -> RunResult:
+    """Rank 0: the trained model, the per-step and per-stage files, and the summary."""
+    p = cfg.pipeline
+    torch.save(st.task.model.state_dict(), rf.path / "model.pt")  # the trained model, all stages (CPU tensors)
+    _write_csv(rf.path / "steps.csv", ["epoch", "step", "loss"], step_losses)
+    _write_csv(rf.path / "stage_times.csv", list(stage_rows[0]), [list(r.values()) for r in stage_rows])
     is_diverged = bool(rows) and diverged(rows[-1], cfg.diverge_loss)
     bubbles = [r["bubble"] for r in rows if math.isfinite(r["bubble"])]
     extra = {"algorithm": cfg.paradigm, "status": "diverged" if is_diverged else "finished", "diverged": is_diverged,
-             "dataset": data.name, "num_train": len(data.y_train), "hardware": hardware(lay.stages * lay.replicas),
-             "num_params": num_params, "output_dir": str(out), "config": config, "device": "cpu",
+             "dataset": st.data.name, "num_train": len(st.data.y_train), "hardware": hardware(lay.stages * lay.replicas),
+             "num_params": get_flat(st.task).numel(), "device": "cpu",
              "pipeline": {"stages": p.stages, "replicas": p.replicas, "microbatches": p.microbatches,
                           "schedule": p.schedule, "bubble_measured": sum(bubbles) / len(bubbles) if bubbles else None,
                           "bubble_theory": theory,
-                          "stage_layers": [[type(m).__name__ for m in part] for part in parts]}}
-    summary = summarize(rows, cfg.target_accuracy, extra)
-    logger.on_run_end(summary)
-    status.write(out, summary["status"], rounds=len(rows))
-    log.info("done: final accuracy %s; measured bubble %.3f vs theoretical %.3f", summary["final_accuracy"],
+                          "stage_layers": [[type(m).__name__ for m in part] for part in st.parts]}}
+    result = rf.finish(rows, extra, callbacks, {"params": get_flat(st.task)})
+    log.info("done: final accuracy %s; measured bubble %.3f vs theoretical %.3f", result.summary["final_accuracy"],
              extra["pipeline"]["bubble_measured"] or float("nan"), theory)
-    return RunResult(out, rows, summary, {"params": get_flat(task)}, {})
+    return result
 
 
 def _epoch_row(cfg: DictConfig, lay: Layout, task: Any, parts: list, data: Any, clock: StageClock, losses: list[float],

@@ -37,7 +37,7 @@ import torch
 from omegaconf import DictConfig
 
 from fedbench.algorithms.base import Algorithm, LocalResult
-from fedbench.build import Experiment
+from fedbench.experiment import Experiment
 from fedbench.comm import RoundComm
 from fedbench.errors import ConfigError, require, require_choice
 from fedbench.local import evaluate

@@ -38,7 +38,7 @@ import torch
 from omegaconf import DictConfig
 
 from fedbench.algorithms.base import Algorithm
-from fedbench.build import Experiment
+from fedbench.experiment import Experiment
 from fedbench.comm import RoundComm
 from fedbench.errors import ConfigError, require
 from fedbench.local import evaluate

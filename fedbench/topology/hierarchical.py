@@ -26,7 +26,7 @@ import numpy as np
 from omegaconf import DictConfig
 
 from fedbench.algorithms.base import Algorithm
-from fedbench.build import Experiment
+from fedbench.experiment import Experiment
 from fedbench.comm import RoundComm, count_round, raw_bytes
 from fedbench.errors import require
 from fedbench.local import evaluate

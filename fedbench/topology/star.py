@@ -13,7 +13,7 @@ from typing import Any
 
 from omegaconf import DictConfig
 
-from fedbench.build import Experiment
+from fedbench.experiment import Experiment
 from fedbench.comm import count_round, raw_bytes
 from fedbench.local import evaluate
 from fedbench.network import round_comm_time

@@ -17,7 +17,6 @@ per-(seed, round, client) permutation), so the curves agree within a tolerance, 
 
 from __future__ import annotations
 
-import csv
 import json
 import logging
 import math
@@ -28,50 +27,65 @@ import time
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
-from fedbench import records, status
 from fedbench.backends.fedml import environment, handoff
 from fedbench.backends.fedml.translate import check, processes
-from fedbench.build import build_part, build_task
+from fedbench.build import build_task
+from fedbench.parts import build_part
+from fedbench.callbacks import Callback
 from fedbench.hardware import hardware
-from fedbench.metrics import summarize, with_cumulative
+from fedbench.metrics import with_cumulative
 from fedbench.params import nbytes
 from fedbench.sampling import clients_per_round
+from fedbench.runfolder import RunFolder, RunResult
 from fedbench.validate import validate_sizes
 
 log = logging.getLogger("fedbench")
 POLL_S = 0.5
 
 
-def train_fedml(cfg: DictConfig) -> Any:
+def train_fedml(cfg: DictConfig) -> RunResult:
     """Run ``cfg`` through FedML; returns fedbench's RunResult (server/client states stay with FedML)."""
-    from fedbench.run import RunResult, run_callbacks
-
     check(cfg)
-    out = Path(cfg.output_dir)
-    config = OmegaConf.to_container(cfg, resolve=True)
-    done = _read_rows(out) if (out / "summary.json").exists() and status.is_done(out) else []
-    if len(done) >= cfg.rounds:
-        log.info("%s already finished %d rounds through FedML; skipping", out, cfg.rounds)
-        return RunResult(out, done, json.loads((out / "summary.json").read_text()), {}, {})
+    folder = RunFolder(cfg)
+    if (done := folder.finished()) is not None:
+        return done
     data = build_part(cfg.dataset)
     validate_sizes(cfg.num_clients, len(data.y_train))
     parts = build_part(cfg.partitioner)(data.train_labels, cfg.num_clients, cfg.seed, data.groups)
     task = build_task(cfg, data)
     env, build_s = environment.ensure(cfg.backend.env_dir)
-    records.write_once(out, cfg)
-    status.write(out, "running", resumed_after=0)
-    (out / "summary.json").unlink(missing_ok=True)
+    with folder.accept() as rf:
+        (rf.path / "summary.json").unlink(missing_ok=True)  # FedML has no checkpoints: an unfinished run starts over
+        callbacks = rf.callbacks([])
+        rows, launched = _train(cfg, data, parts, task, env, rf.path / "fedml", callbacks)
+        started = _started(rf.path / "fedml", math.nan)
+        handoff.remove_bulk(rf.path / "fedml")
+        extra = {"algorithm": cfg.algorithm._target_.rsplit(".", 1)[-1], "status": "finished", "diverged": False,
+                 "stopped_early": False, "num_train": len(data.y_train), "hardware": hardware(processes(cfg)),
+                 "dataset": data.name, "num_params": sum(p.numel() for p in task.model.parameters()),
+                 "topology": "star", "backend": "fedml", "device": "cpu",
+                 "fedml": {"version": environment.VERSION, "mode": cfg.backend.mode, "processes": processes(cfg),
+                           "startup_s": started - launched, "env_build_s": build_s, "env": str(env)},
+                 "bytes_source": "nominal"}
+        result = rf.finish(rows, extra, callbacks)
+    log.info("done: final accuracy %s, best %s (round %s)", result.summary["final_accuracy"],
+             result.summary["best_accuracy"], result.summary["best_round"])
+    return result
+
+
+def _train(cfg: DictConfig, data: Any, parts: list, task: Any, env: Path, folder: Path,
+           callbacks: Callback) -> tuple[list[dict[str, Any]], float]:
+    """Hand the experiment to FedML (files in ``folder``) and turn its per-round records into rows as they appear;
+    returns the rows and when FedML was launched."""
     threads = cfg.backend.threads or (1 if cfg.backend.mode == "mpi" else 0)
-    folder = out / "fedml"
     handoff.write(folder, cfg, data, parts, task.model, threads)
     per_client = nbytes(task.model.state_dict())
     rows: list[dict[str, Any]] = []
-    callbacks = run_callbacks(cfg, out, config, [])
     log.info("FedML %s (%s, %d process%s) on %s: %s, %d clients, %d rounds -> %s", environment.VERSION,
              cfg.backend.mode, processes(cfg), "es" if processes(cfg) > 1 else "", data.name,
-             cfg.algorithm._target_.rsplit(".", 1)[-1], cfg.num_clients, cfg.rounds, out)
+             cfg.algorithm._target_.rsplit(".", 1)[-1], cfg.num_clients, cfg.rounds, folder.parent)
     pending: dict[int, dict[str, Any]] = {}
     times: list[float] = []
     launched = time.time()
@@ -81,29 +95,11 @@ def train_fedml(cfg: DictConfig) -> Any:
             times.append(_started(folder, launched))  # round 1's wall time counts from FedML's start
         return _emit(cfg, entries, pending, rows, times, callbacks, per_client)
 
-    try:
-        _run_fedml(cfg, env, folder, consume)
-        if len(rows) != cfg.rounds:
-            raise RuntimeError(f"FedML finished but logged {len(rows)} of {cfg.rounds} rounds' metrics "
-                               f"(see {folder / 'fedml.log'})")
-    except BaseException as err:
-        status.write(out, "failed", error=f"{type(err).__name__}: {err}")
-        raise
-    started = _started(folder, math.nan)
-    handoff.remove_bulk(folder)
-    extra = {"algorithm": cfg.algorithm._target_.rsplit(".", 1)[-1], "status": "finished", "diverged": False,
-             "stopped_early": False, "num_train": len(data.y_train), "hardware": hardware(processes(cfg)),
-             "dataset": data.name, "num_params": sum(p.numel() for p in task.model.parameters()), "topology": "star",
-             "backend": "fedml", "device": "cpu", "fedml": {"version": environment.VERSION, "mode": cfg.backend.mode,
-                                           "processes": processes(cfg), "startup_s": started - launched,
-                                           "env_build_s": build_s, "env": str(env)},
-             "bytes_source": "nominal", "output_dir": str(out), "config": config}
-    summary = summarize(rows, cfg.target_accuracy, extra)
-    callbacks.on_run_end(summary)
-    status.write(out, "finished", rounds=len(rows))
-    log.info("done: final accuracy %s, best %s (round %s)", summary["final_accuracy"], summary["best_accuracy"],
-             summary["best_round"])
-    return RunResult(out, rows, summary, {}, {})
+    _run_fedml(cfg, env, folder, consume)
+    if len(rows) != cfg.rounds:
+        raise RuntimeError(f"FedML finished but logged {len(rows)} of {cfg.rounds} rounds' metrics "
+                           f"(see {folder / 'fedml.log'})")
+    return rows, launched
 
 
 def _command(cfg: DictConfig, env: Path, folder: Path) -> list[str]:
@@ -177,19 +173,3 @@ def _started(folder: Path, default: float) -> float:
     path = folder / "started"
     return json.loads(path.read_text())["t"] if path.exists() else default
 
-
-def _read_rows(out: Path) -> list[dict[str, Any]]:
-    """metrics.csv's rows with numbers as numbers (a skipped, finished run's history)."""
-    path = out / "metrics.csv"
-    if not path.exists():
-        return []
-    with path.open() as f:
-        return [{k: _number(v) for k, v in row.items()} for row in csv.DictReader(f)]
-
-
-def _number(text: str) -> Any:
-    try:
-        value = float(text)
-    except ValueError:
-        return text
-    return int(value) if value.is_integer() and "." not in text and "e" not in text.lower() else value
