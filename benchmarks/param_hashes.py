@@ -6,7 +6,8 @@ refactor can show it changed no number: run it before and after, and diff the ou
     diff before.txt after.txt                               # no output: every number is the same
 
 Each line: ``<algorithm> <topology> <extra> <sha256 of the final parameters (16 hex)> <final accuracy>``, or
-``refused`` for a combination fedbench refuses before any work (the message may be reworded; the refusal may not go).
+``refused`` for a combination fedbench refuses before any work (the message may be reworded; a refusal that goes must
+be explained by a declared capability).
 Small runs on scikit-learn digits (8 clients, 2 rounds, E = 1), about two minutes on two cores.
 """
 

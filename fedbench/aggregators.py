@@ -48,12 +48,15 @@ Combine = Callable[[Sequence[Tensor], Sequence[float], "Tensor | None"], Tensor]
 
 @dataclass(frozen=True)
 class Aggregator:
-    """A named ``combine`` rule and the fewest uploads it is defined for (``min_uploads``)."""
+    """A named ``combine`` rule and the fewest uploads it is defined for (``min_uploads``); ``is_mean``: the plain
+    weighted mean every algorithm defaults to (any other rule replaces it, which needs a server and an algorithm
+    that averages its uploads)."""
 
     name: str
     combine: Combine
     min_uploads: int = 1
     options: dict = field(default_factory=dict)
+    is_mean: bool = False
 
 
 def _stack(vectors: Sequence[Tensor]) -> Tensor:
@@ -149,7 +152,7 @@ def centered_clipping(vectors: Sequence[Tensor], weights: Sequence[float], cente
 
 def mean() -> Aggregator:
     """The sample-weighted mean: every algorithm's default."""
-    return Aggregator("mean", mean_combine)
+    return Aggregator("mean", mean_combine, is_mean=True)
 
 
 def median() -> Aggregator:

@@ -12,6 +12,7 @@ import torch
 from lightning import LightningModule
 from omegaconf import DictConfig, OmegaConf
 
+from fedbench import compat
 from fedbench.algorithms.base import Algorithm
 from fedbench.backends import Backend
 from fedbench.client import ClientPlan
@@ -24,11 +25,11 @@ from fedbench.errors import ConfigError, require
 from fedbench.network import Network
 from fedbench.params import get_buffers
 from fedbench.partition.common import label_counts
-from fedbench.privacy import check_sampling
 from fedbench.sampling import resolve_sampling
 from fedbench.parts import build_part
 from fedbench.seeding import derive_seed
-from fedbench.threat_model import ThreatModel, build_threat_model
+from fedbench.threat_model import build_threat_model
+from fedbench.topology import Topology
 from fedbench.validate import validate_sizes
 from fedbench.workload import speed_factors
 
@@ -46,15 +47,19 @@ def check_server_optimizer(cfg: DictConfig) -> None:
 
 
 def build(cfg: DictConfig) -> Experiment:
-    """Build every part (each checks its own options), load and partition the data; no training yet.
-    ``run`` validates the flat knobs before calling this."""
+    """Build every part (each checks its own options), check that they run together (:mod:`fedbench.compat`), load and
+    partition the data; no training yet. ``run`` validates the flat knobs before calling this."""
     algorithm: Algorithm = build_part(cfg.algorithm)
     check_server_optimizer(cfg)
-    topology = build_part(cfg.topology)
+    topology: Topology = build_part(cfg.topology)
     topology.check(cfg, algorithm)
-    threat = build_threat_model(cfg, algorithm, topology.name)
-    sampling = resolve_sampling(cfg.get("client_sampling", "auto"), threat.privacy.client_sampling if threat.privacy else None)
-    check_sampling(threat.privacy, sampling)
+    compat.check_topology(cfg, algorithm, topology)
+    threat = build_threat_model(cfg)
+    compat.check_threat(cfg, algorithm, topology, threat)
+    privacy = threat.privacy
+    sampling = resolve_sampling(cfg.get("client_sampling", "auto"), privacy.client_sampling if privacy else None)
+    if privacy is not None:
+        privacy.check_sampling(sampling)
     partitioner = build_part(cfg.partitioner)
     network: Network = build_part(cfg.network)
     backend: Backend = build_part(cfg.backend)
@@ -74,12 +79,8 @@ def build(cfg: DictConfig) -> Experiment:
     task = task.to(device)
     check_batch_norm(task, [len(p) for p in parts], cfg.batch_size)
     local_buffers = bool(cfg.task.get("local_buffers", False))
-    check_private_buffers(task, threat, local_buffers)
-    local_dp = threat.privacy is not None and threat.privacy.kind == "local_dp"
-    if local_dp:
-        check_per_sample_gradients(task)
-    dp = (threat.privacy.clip, threat.privacy.noise_multiplier) if local_dp else None
-    plan = ClientPlan(cfg.batch_size, cfg.seed, cfg.lr, dp)
+    compat.check_model(task, topology, threat, local_buffers, get_buffers(task) is not None)
+    plan = ClientPlan(cfg.batch_size, cfg.seed, cfg.lr, privacy.client_dp if privacy is not None else None)
     speeds = speed_factors(cfg.num_clients, cfg.seed, cfg.client_speed.sigma, cfg.client_speed.factors)
     exp = Experiment(data, parts, client_data, task, algorithm, backend, plan, network, speeds,
                      local_buffers, topology, cfg.client_speed.step_time_s,
@@ -117,28 +118,6 @@ def check_batch_norm(task: LightningModule, sizes: list[int], batch_size: int | 
     bad = [n for n in sizes if (n if batch_size is None or batch_size >= n else n % batch_size) == 1]
     require(not bad, "batch_size", f"a size that leaves no client a last batch of 1 sample with a BatchNorm model "
             f"({len(bad)} client(s) have such a size, e.g. {bad[0] if bad else 0} samples)", batch_size)
-
-
-def check_private_buffers(task: LightningModule, threat: ThreatModel, local_buffers: bool) -> None:
-    """DP-FedAvg clips and noises the parameters only: a model with buffers (BatchNorm statistics) would have their
-    plain mean published outside the mechanism, so the reported epsilon would not cover what the server releases."""
-    if threat.privacy is None or threat.privacy.kind != "dp_fedavg" or local_buffers or get_buffers(task) is None:
-        return
-    raise ConfigError("model: privacy=dp_fedavg clips and noises the parameters, but this model has buffers "
-                      "(BatchNorm running statistics) whose plain mean the server would publish outside the "
-                      "mechanism, uncovered by epsilon; set task.local_buffers=true (FedBN: buffers never leave the "
-                      "clients) or use a model without buffers (e.g. model=mlp)")
-
-
-def check_per_sample_gradients(task: LightningModule) -> None:
-    """``privacy=local_dp`` needs opacus to compute per-sample gradients of every layer."""
-    from opacus.validators import ModuleValidator
-
-    errors = ModuleValidator.validate(task, strict=False)
-    if errors:
-        raise ConfigError(f"model: privacy=local_dp needs per-sample gradients of every layer (opacus); this model "
-                          f"has layers opacus cannot handle: {'; '.join(str(e).split('. ')[0] for e in errors[:3])} (use model=mlp, "
-                          f"cnn or logistic)")
 
 
 def save_partition(exp: Experiment, output_dir: Path) -> None:

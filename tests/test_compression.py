@@ -46,9 +46,10 @@ def test_error_feedback_telescopes(feedback):
         arrived.append(out)
         inputs.append(x)
     if feedback == "ef":
-        assert torch.allclose(torch.stack(arrived).sum(0) + state["e:g"], torch.stack(inputs).sum(0), atol=1e-12)
+        assert torch.allclose(torch.stack(arrived).sum(0) + state["residual"]["g"], torch.stack(inputs).sum(0),
+                              atol=1e-12)
     else:
-        assert torch.equal(arrived[-1], state["h:g"])
+        assert torch.equal(arrived[-1], state["estimate"]["g"])
 
 
 def _residual_growth(comp, rounds: int = 200, d: int = 1000) -> float:
@@ -57,7 +58,7 @@ def _residual_growth(comp, rounds: int = 200, d: int = 1000) -> float:
     for t in range(rounds):
         x = torch.randn(d, generator=torch_generator(3, t), dtype=torch.float64)
         _, _, state = ch.send(x, "up", t, 0, state, "g")
-        worst, norms = max(worst, float(state["e:g"].norm())), norms + [float(x.norm())]
+        worst, norms = max(worst, float(state["residual"]["g"].norm())), norms + [float(x.norm())]
     return worst / (sum(norms) / len(norms))
 
 

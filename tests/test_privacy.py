@@ -10,7 +10,8 @@ import torch
 from opacus.accountants import PRVAccountant, RDPAccountant
 
 from fedbench.errors import ConfigError
-from fedbench.privacy import dp_sum_mean, fixed_size_epsilon
+from fedbench.privacy.accounting import fixed_size_epsilon
+from fedbench.privacy.dp_fedavg import dp_sum_mean
 from fedbench.run import run
 from fedbench.seeding import torch_generator
 

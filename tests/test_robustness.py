@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from fedbench.errors import ConfigError
-from fedbench.round import dropped_out
+from fedbench.stages import dropped_out
 from fedbench.run import run
 from fedbench.sampling import sample_clients
 

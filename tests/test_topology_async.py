@@ -104,3 +104,16 @@ def test_async_forked_ddp_equals_inprocess_and_resumes_exactly(tmp_path):
     args = [*ASYNC, "topology.concurrency=6", "topology.buffer_size=3", "client_speed.sigma=1", "local_epochs=1"]
     whole, resumed = assert_ddp_and_resume_agree(args, 5, 3, tmp_path)
     assert [r["sim_time_s"] for r in whole.rows] == [r["sim_time_s"] for r in resumed.rows]
+
+
+def test_fedbuff_steps_with_a_fedopt_presets_server_optimizer(make_cfg):
+    """FedAdam declares plain clients, so FedBuff runs it, stepping with the preset's Adam server optimizer: with the
+    buffer = concurrency = m, equal speeds, sample weights and no staleness scaling it is synchronous FedAdam; FedAsync
+    (no server step) refuses it by its plain_average capability."""
+    common = ["algorithm=fedadam", "num_clients=20", "client_fraction=0.25", "rounds=3", "local_epochs=1"]
+    star = run(make_cfg(*common))
+    buff = run(make_cfg(*common, *ASYNC, "topology.concurrency=5", "topology.buffer_size=5",
+                        "topology.buffer_weights=samples", "topology.staleness=constant"))
+    assert torch.allclose(buff.server["params"], star.server["params"], atol=1e-5, rtol=0)
+    with pytest.raises(ConfigError, match="must declare plain_clients and plain_average"):
+        run(make_cfg(*common, *ASYNC, "topology.mode=fedasync"))

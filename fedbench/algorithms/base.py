@@ -94,6 +94,10 @@ class Algorithm:
         drop_stragglers: discard stragglers' partial work instead of aggregating it.
         averages_uploads: the server update is a step on the (weighted) mean of one kind of upload, so a
             robust aggregator or DP-FedAvg's noisy mean can replace that mean.
+        plain_clients: clients run the task's plain local training (no client state, no local loss term) and their
+            result is their model: topologies that apply client models themselves (async) can run it.
+        plain_average: the server update is the plain (weighted) average of the clients' models, with no server
+            state: it has a server-free (decentralized) form (gossip).
         options: the factory's options, for logs.
     """
 
@@ -109,6 +113,8 @@ class Algorithm:
     start_gradient: bool = False
     drop_stragglers: bool = False
     averages_uploads: bool = False
+    plain_clients: bool = False
+    plain_average: bool = False
     options: dict = field(default_factory=dict)
 
 

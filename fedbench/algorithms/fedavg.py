@@ -49,4 +49,5 @@ def fedavg(upload: str = "weights", server_lr: float | None = None, drop_straggl
         return (move_toward(opt, server, avg) if upload == "weights" else apply(opt, server, avg)), {}
 
     return Algorithm(name, init_with(opt), client_upload, server_update, drop_stragglers=drop_stragglers,
-                     averages_uploads=True, options={"upload": upload, "server_optimizer": opt.name, **opt.options})
+                     averages_uploads=True, plain_clients=True, plain_average=opt.replaces,
+                     options={"upload": upload, "server_optimizer": opt.name, **opt.options})

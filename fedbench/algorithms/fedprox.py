@@ -36,5 +36,5 @@ def fedprox(mu: float = 0.01, drop_stragglers: bool = False, upload: str = "weig
         return 0.5 * mu * (w - server["params"]).pow(2).sum()
 
     base = fedavg(upload=upload, drop_stragglers=drop_stragglers, server_optimizer=server_optimizer)
-    return replace(base, name="fedprox", local_loss=proximal if mu > 0 else None,
+    return replace(base, name="fedprox", local_loss=proximal if mu > 0 else None, plain_clients=mu == 0,
                    options={"mu": mu, "drop_stragglers": drop_stragglers, **base.options})

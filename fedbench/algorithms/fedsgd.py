@@ -42,5 +42,5 @@ def fedsgd(upload: str = "gradient", lr: float = 0.1) -> Algorithm:
     work = "gradient" if upload == "gradient" else "train"
     return Algorithm(
         "fedsgd", params_only, client_upload, server_update, work=work, max_local_steps=1, averages_uploads=True,
-        options={"upload": upload}
+        plain_clients=upload == "weights", plain_average=upload == "weights", options={"upload": upload}
     )

@@ -22,15 +22,16 @@ With a ``compressor``, nodes exchange compressed models as in CHOCO-SGD (Kolosko
 ``x_i = y_i + gamma sum_j W_ij (x_hat_j - x_hat_i)`` (``topology.gamma``, the consensus step). Without
 compression gamma = 1 gives exactly ``W y``; the uncompressed path is used then.
 
-Only server-free algorithms run here: FedAvg's local SGD and FedSGD (weights upload) with the
-default server optimizer. SCAFFOLD, FedProx, FedDyn, FedADMM, FedNova and server optimizers need a
-server (or a decentralized form fedbench does not implement) and are refused before any work.
+Only server-free algorithms run here: those that declare ``plain_clients`` and ``plain_average`` (FedAvg's local
+SGD and FedSGD with ``upload=weights``, with the default server optimizer). SCAFFOLD, FedProx, FedDyn, FedADMM,
+FedNova and server optimizers need a server (or a decentralized form fedbench does not implement) and are refused
+before any work. In the round pipeline (:mod:`fedbench.round`) every node is sampled, trains from its own model, and
+mixing takes the place of uploads and the server step.
 """
 
 from __future__ import annotations
 
 import math
-import time
 from typing import Any
 
 import numpy as np
@@ -38,14 +39,19 @@ import torch
 from omegaconf import DictConfig
 
 from fedbench.algorithms.base import Algorithm
-from fedbench.experiment import Experiment
 from fedbench.comm import RoundComm
 from fedbench.errors import ConfigError, require
+from fedbench.experiment import Experiment
 from fedbench.local import evaluate
-from fedbench.round import compression_columns, local_work, row
-from fedbench.topology import Topology, TopologyState
+from fedbench.round import RoundContext, RoundHooks, run_round
+from fedbench.topology import Topology, TopologyCapabilities, TopologyState
 from fedbench.topology.graphs import adjacency, connected, mixing, spectral_gap
 from fedbench.workload import assign_work
+
+# no server: every node trains and mixes every round, with plain local SGD and a plain average
+CAPABILITIES = TopologyCapabilities(server_aggregation=False, single_aggregation=False, samples_cohorts=False,
+                                    full_participation=True, compresses_broadcast=False, needs_plain_clients=True,
+                                    needs_plain_average=True, evaluates_clients=False)
 
 
 def gossip(graph: str = "ring", weights: str = "metropolis", p: float = 0.5, seed: int = 0,
@@ -69,15 +75,6 @@ def gossip(graph: str = "ring", weights: str = "metropolis", p: float = 0.5, see
 
     def check(cfg: DictConfig, algorithm: Algorithm) -> None:
         n = cfg.num_clients
-        require(cfg.client_fraction == 1, "client_fraction", "1 with topology=gossip (every node trains and mixes "
-                "every round)", cfg.client_fraction)
-        server_free = algorithm.name in ("fedavg", "fedsgd") and algorithm.local_loss is None and \
-            algorithm.work == "train" and algorithm.options.get("server_optimizer", "sgd") == "sgd" and \
-            algorithm.options.get("lr", 1.0) == 1.0
-        if not server_free:
-            raise ConfigError(f"algorithm: topology=gossip runs decentralized local SGD (D-PSGD) and needs no server; "
-                              f"algorithm must be fedavg or fedsgd with algorithm.upload=weights and the default "
-                              f"server_optimizer (got {algorithm.name} {algorithm.options})")
         period = max(int(math.log2(n)), 1) if graph == "one_peer_exponential" else 1
         union = np.any([adjacency(graph, n, p, seed, r) for r in range(1, period + 1)], axis=0)
         if not connected(union):
@@ -91,62 +88,12 @@ def gossip(graph: str = "ring", weights: str = "metropolis", p: float = 0.5, see
             state["node_buffers"] = server["buffers"].repeat(n, 1)
         return state
 
+    hooks = RoundHooks(servers=_no_servers, sample=_every_node, upload=_no_uploads,
+                       combine=lambda ctx: _mix(ctx, matrix, gamma), comm_time=_send_time, finish=_no_finish,
+                       evaluate=lambda ctx: _evaluate(ctx, eval_samples))
+
     def step(exp: Experiment, cfg: DictConfig, state: TopologyState, r: int) -> tuple[TopologyState, dict[str, Any]]:
-        t0 = time.perf_counter()
-        nodes, node_buffers = state["nodes"], state.get("node_buffers")
-        n = len(nodes)
-        clients = list(range(n))
-        work = assign_work(clients, r, cfg.seed, cfg.local_epochs, cfg.local_epochs_max, cfg.straggler_fraction)
-        client_states = state["client_states"]
-        states = {c: client_states.get(c, {}) for c in clients}
-
-        def start(c: int) -> dict:
-            return {"params": nodes[c]} if node_buffers is None else {"params": nodes[c], "buffers": node_buffers[c]}
-
-        results, ranks = local_work(exp, work, r, clients, start, states)
-        t_agg = time.perf_counter()
-        w = torch.from_numpy(matrix(n, r)).to(nodes.device)
-        ends = torch.stack([res.params for res in results])
-        out: TopologyState = {"client_states": client_states}
-        wire = None
-        if exp.channel is None:
-            nodes = (w @ ends.double()).to(nodes.dtype)
-        else:
-            nodes, out["node_hat"], wire = _choco(exp, w, ends, state.get("node_hat", nodes), r, gamma)
-        out["nodes"] = nodes
-        if node_buffers is not None:
-            ends = torch.stack([res.buffers for res in results])
-            if exp.local_buffers:
-                client_states.update({c: {"buffers": ends[c]} for c in clients})
-                out["node_buffers"] = ends
-            else:
-                out["node_buffers"] = (w @ ends.double()).to(ends.dtype)
-        mean = nodes.double().mean(0)
-        server = {"params": mean.to(nodes.dtype)}
-        if node_buffers is not None:
-            server["buffers"] = out["node_buffers"].double().mean(0).to(node_buffers.dtype)
-        out["server"] = server
-        size = 4 * (nodes.shape[1] + (0 if node_buffers is None or exp.local_buffers else node_buffers.shape[1]))
-        links = (w.clone().fill_diagonal_(0) > 0).sum(1)  # neighbours: off-diagonal entries
-        edges, degree = int(links.sum()), int(links.max())
-        sent = [size] * n if wire is None else [wire[i] + size - 4 * nodes.shape[1] for i in range(n)]
-        t_eval = time.perf_counter()
-        acc = loss = node_mean = node_min = math.nan
-        if exp.backend.is_main and (r % cfg.eval_every == 0 or r == cfg.rounds):
-            acc, loss = evaluate(exp.task, server["params"], exp.data.x_test, exp.data.y_test, buffers=server.get("buffers"))
-            x, y = exp.data.x_test[:eval_samples], exp.data.y_test[:eval_samples]
-            node_accs = [evaluate(exp.task, nodes[i], x, y, buffers=None if node_buffers is None else out["node_buffers"][i])[0]
-                         for i in range(n)]
-            node_mean, node_min = sum(node_accs) / n, min(node_accs)
-        comm = RoundComm(edges, 0, int(sum(int(links[i]) * sent[i] for i in range(n))), 0)
-        comm_sim = exp.network.latency_s + degree * max(sent) / exp.network.bandwidth_bytes_per_s
-        times = {"t0": t0, "aggregate_s": t_eval - t_agg, "eval_s": time.perf_counter() - t_eval}
-        metrics = row(r, results, ranks, comm, n, acc, loss, times, comm_sim, exp)
-        metrics.update(consensus_distance=float(((nodes.double() - mean) ** 2).sum(1).mean()),
-                       node_accuracy_mean=node_mean, node_accuracy_min=node_min)
-        if wire is not None:
-            metrics.update(compression_columns(edges * size, 0, comm))
-        return out, metrics
+        return run_round(exp, cfg, state, r, hooks)
 
     def summary(state: TopologyState) -> dict[str, Any]:
         n = len(state["nodes"])
@@ -157,8 +104,91 @@ def gossip(graph: str = "ring", weights: str = "metropolis", p: float = 0.5, see
             return {"spectral_gap": spectral_gap((prod + prod.T) / 2), "graph": graph}
         return {"spectral_gap": spectral_gap(matrix(n, 1)), "graph": graph}
 
-    return Topology("gossip", init, step, check, summary,
+    return Topology("gossip", init, step, check, summary, capabilities=CAPABILITIES,
+                    does="runs decentralized local SGD (D-PSGD) and needs no server",
                     options={"graph": graph, "weights": weights, "p": p, "eval_samples": eval_samples, "gamma": gamma})
+
+
+def _no_servers(ctx: RoundContext) -> None:
+    ctx.servers = {}
+
+
+def _no_uploads(ctx: RoundContext) -> None:
+    return None
+
+
+def _no_finish(ctx: RoundContext) -> None:
+    return None
+
+
+def _every_node(ctx: RoundContext) -> None:
+    """Every node takes part, training from its own model (and buffers), with its own client state."""
+    nodes, node_buffers = ctx.state["nodes"], ctx.state.get("node_buffers")
+    cfg, client_states = ctx.cfg, ctx.state["client_states"]
+    ctx.sampled = ctx.active = list(range(len(nodes)))
+    ctx.total_sampled = len(nodes)
+    ctx.work = assign_work(ctx.active, ctx.r, cfg.seed, cfg.local_epochs, cfg.local_epochs_max, cfg.straggler_fraction)
+    ctx.states = {c: client_states.get(c, {}) for c in ctx.active}
+    ctx.sent = {c: {"params": nodes[c]} if node_buffers is None else {"params": nodes[c], "buffers": node_buffers[c]}
+                for c in ctx.active}
+    ctx.server_of = lambda c: c  # each node is its own start
+
+
+def _mix(ctx: RoundContext, matrix: Any, gamma: float) -> None:
+    """``x_i <- sum_j W_ij y_j`` (CHOCO-gossip with a compressor), the nodes' average as the reported model, the
+    traffic (one model per directed edge) and the consensus distance."""
+    exp, nodes, node_buffers = ctx.exp, ctx.state["nodes"], ctx.state.get("node_buffers")
+    n, clients, client_states = len(nodes), ctx.active, ctx.state["client_states"]
+    w = torch.from_numpy(matrix(n, ctx.r)).to(nodes.device)
+    ends = torch.stack([res.params for res in ctx.results])
+    out: TopologyState = {"client_states": client_states}
+    wire = None
+    if exp.channel is None:
+        new = (w @ ends.double()).to(nodes.dtype)
+    else:
+        new, out["node_hat"], wire = _choco(exp, w, ends, ctx.state.get("node_hat", nodes), ctx.r, gamma)
+    out["nodes"] = new
+    if node_buffers is not None:
+        bufs = torch.stack([res.buffers for res in ctx.results])
+        if exp.local_buffers:
+            client_states.update({c: {"buffers": bufs[c]} for c in clients})
+            out["node_buffers"] = bufs
+        else:
+            out["node_buffers"] = (w @ bufs.double()).to(bufs.dtype)
+    mean = new.double().mean(0)
+    out["server"] = {"params": mean.to(new.dtype)}
+    if node_buffers is not None:
+        out["server"]["buffers"] = out["node_buffers"].double().mean(0).to(node_buffers.dtype)
+    size = 4 * (new.shape[1] + (0 if node_buffers is None or exp.local_buffers else node_buffers.shape[1]))
+    links = (w.clone().fill_diagonal_(0) > 0).sum(1)  # neighbours: off-diagonal entries
+    edges = int(links.sum())
+    sent = [size] * n if wire is None else [wire[i] + size - 4 * new.shape[1] for i in range(n)]
+    ctx.comm = RoundComm(edges, 0, int(sum(int(links[i]) * sent[i] for i in range(n))), 0)
+    ctx.raw_up, ctx.scratch["degree_sent"] = edges * size, (int(links.max()), max(sent))
+    ctx.columns["consensus_distance"] = float(((new.double() - mean) ** 2).sum(1).mean())
+    ctx.out = out
+
+
+def _send_time(ctx: RoundContext) -> float:
+    """A node sends to its neighbours one after another: latency + max degree x model bytes / bandwidth."""
+    degree, largest = ctx.scratch["degree_sent"]
+    return ctx.exp.network.latency_s + degree * largest / ctx.exp.network.bandwidth_bytes_per_s
+
+
+def _evaluate(ctx: RoundContext, eval_samples: int) -> None:
+    """The average model on the test set, and every node on its first ``eval_samples`` test samples."""
+    exp, cfg, out = ctx.exp, ctx.cfg, ctx.out
+    node_mean = node_min = math.nan
+    if exp.backend.is_main and (ctx.r % cfg.eval_every == 0 or ctx.r == cfg.rounds):
+        server = out["server"]
+        ctx.accuracy = evaluate(exp.task, server["params"], exp.data.x_test, exp.data.y_test,
+                                buffers=server.get("buffers"))
+        x, y = exp.data.x_test[:eval_samples], exp.data.y_test[:eval_samples]
+        buffers = out.get("node_buffers")
+        node_accs = [evaluate(exp.task, out["nodes"][i], x, y, buffers=None if buffers is None else buffers[i])[0]
+                     for i in range(len(out["nodes"]))]
+        node_mean, node_min = sum(node_accs) / len(node_accs), min(node_accs)
+    ctx.columns.update(node_accuracy_mean=node_mean, node_accuracy_min=node_min)
 
 
 def _choco(exp: Experiment, w: torch.Tensor, ends: torch.Tensor, hat: torch.Tensor, r: int, gamma: float):

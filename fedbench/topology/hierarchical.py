@@ -1,44 +1,40 @@
 """Hierarchical federated learning: clients -> edge servers -> cloud (HierFAVG).
 
-Liu, Zhang, Song, Letaief, "Client-Edge-Cloud Hierarchical Federated Learning", ICC 2020
-(Algorithm 1). Clients are assigned to ``num_edges`` edge servers once (a seeded, balanced split).
-A cloud round runs ``edge_rounds`` edge rounds: each samples clients like the star does (``C``, keyed
-by the edge round), every sampled client trains from its edge's model, and each edge applies the
-algorithm's server update to its own clients' uploads (an edge without participants keeps its
-model). Then the cloud averages the edge models, weighted by the edges' data sizes, and sends the
-result back to every edge. With one edge and one edge round it is the star, exactly.
+Liu, Zhang, Song, Letaief, "Client-Edge-Cloud Hierarchical Federated Learning", ICC 2020 (Algorithm 1). Clients are
+assigned to ``num_edges`` edge servers once (a seeded, balanced split). A cloud round runs ``edge_rounds`` edge
+rounds: each samples clients like the star does (``C``, keyed by the edge round), every sampled client trains from its
+edge's model, and each edge applies the algorithm's server update to its own clients' uploads (an edge without
+participants keeps its model). Then the cloud averages the edge models, weighted by the edges' data sizes, and sends
+the result back to every edge. With one edge and one edge round it is the star, exactly. In the round pipeline
+(:mod:`fedbench.round`) the edges are the servers and the edge rounds are sub-rounds.
 
 Traffic per tier: ``messages_up/down`` and ``bytes_up/down`` are client <-> edge (all edge rounds),
-``cloud_messages_up/down`` and ``cloud_bytes_up/down`` edge <-> cloud. Simulated time: per edge
-round the busiest edge's star time on the ``network`` block, plus the cloud exchange on
-``topology.cloud_latency_s`` / ``topology.cloud_bandwidth_gbps``.
+``cloud_messages_up/down`` and ``cloud_bytes_up/down`` edge <-> cloud. Simulated time: per edge round the busiest
+edge's star time on the ``network`` block, plus the cloud exchange on ``topology.cloud_latency_s`` /
+``topology.cloud_bandwidth_gbps``.
 """
 
 from __future__ import annotations
 
 import functools
-import logging
-import math
-import time
 from typing import Any
 
 import numpy as np
 from omegaconf import DictConfig
 
 from fedbench.algorithms.base import Algorithm
-from fedbench.experiment import Experiment
-from fedbench.comm import RoundComm, count_round, raw_bytes
 from fedbench.errors import require
-from fedbench.local import evaluate
+from fedbench.experiment import Experiment
 from fedbench.network import network, star_time
 from fedbench.params import nbytes, weighted_mean
-from fedbench.round import (broadcast_keys, combine_for, compression_columns, eval_buffers, local_work, make_uploads,
-                            mean_buffers, participants, row, server_step, threat_columns)
+from fedbench.round import RoundContext, RoundHooks, run_round, warn_if_silent
+from fedbench.sampling import clients_per_round
 from fedbench.seeding import numpy_generator
-from fedbench.topology import Topology, TopologyState
+from fedbench.topology import Topology, TopologyCapabilities, TopologyState
 
 MODEL_KEYS = ("params", "buffers")
-log = logging.getLogger("fedbench")
+# a server per edge: no single aggregation of a round's uploads, no broadcast compression
+CAPABILITIES = TopologyCapabilities(single_aggregation=False, compresses_broadcast=False)
 
 
 @functools.lru_cache(maxsize=8)
@@ -68,65 +64,42 @@ def hierarchical(num_edges: int = 2, edge_rounds: int = 2, seed: int = 0, cloud_
 
     def check(cfg: DictConfig, algorithm: Algorithm) -> None:
         require(num_edges <= cfg.num_clients, "topology.num_edges", f"<= num_clients ({cfg.num_clients})", num_edges)
-        direction = cfg.compressor.get("direction", "up")
-        require(direction == "up", "compressor.direction", "up with topology=hierarchical (client -> edge uploads are "
-                "compressed; down is implemented for the star)", direction)
 
     def init(exp: Experiment, server: dict) -> TopologyState:
         return {"server": server, "client_states": {}, "edges": [dict(server) for _ in range(num_edges)]}
 
-    def step(exp: Experiment, cfg: DictConfig, state: TopologyState, r: int) -> tuple[TopologyState, dict[str, Any]]:
-        t0 = time.perf_counter()
-        edges, client_states = list(state["edges"]), state["client_states"]
-        edge_of = assign_edges(cfg.num_clients, num_edges, seed)
-        all_results, all_ranks, extra = [], [], {}
-        comm = RoundComm(0, 0, 0, 0)
-        sampled, agg_s, sim_s, raw_up = 0, 0.0, 0.0, 0
-        for k in range(edge_rounds):
-            t = (r - 1) * edge_rounds + k + 1  # the edge round's key: with edge_rounds=1 the star's round
-            clients, work, active, states = participants(exp, cfg, t, client_states, lambda c: edges[edge_of[c]])
-            results, ranks = local_work(exp, work, t, active, lambda c: edges[edge_of[c]], states)
-            t_agg = time.perf_counter()
-            busiest = 0.0
-            for e in range(num_edges):
-                mine = [res for res in results if edge_of[res.client] == e]
-                uploads = make_uploads(exp, lambda c: edges[e], mine, states, client_states, t)
-                raw_up += raw_bytes(edges[e], (), 0, uploads)[0]
-                part = count_round(edges[e], broadcast_keys(exp, edges[e]), sum(edge_of[c] == e for c in clients), uploads)
-                comm = comm + part
-                busiest = max(busiest, star_time(exp.network, part.bytes_down, part.bytes_up) if part.messages_down else 0.0)
-                if uploads:
-                    edges[e], extra = server_step(exp, edges[e], uploads, mean_buffers(mine), combine_for(exp, cfg, t))
-            agg_s += time.perf_counter() - t_agg
-            sim_s += busiest
-            all_results += results
-            all_ranks += ranks
-            sampled += len(clients)
-        sizes = [0] * num_edges  # the edges' data sizes weight the cloud average
-        for c, e in enumerate(edge_of):
-            sizes[e] += len(exp.client_data[c][1])
-        cloud = {key: weighted_mean([edge[key] for edge in edges], sizes) for key in MODEL_KEYS
-                 if key in edges[0] and not (key == "buffers" and exp.local_buffers)}
-        edges = [{**edge, **cloud} for edge in edges]
-        server = {**state["server"], **cloud}
-        model_bytes = nbytes(cloud)
-        t_eval = time.perf_counter()
-        acc, loss = math.nan, math.nan
-        if exp.backend.is_main and (r % cfg.eval_every == 0 or r == cfg.rounds):
-            acc, loss = evaluate(exp.task, server["params"], exp.data.x_test, exp.data.y_test,
-                                 buffers=eval_buffers(exp, server, all_results))
-        cloud_sim = star_time(cloud_net, num_edges * model_bytes, num_edges * model_bytes)
-        times = {"t0": t0, "aggregate_s": agg_s, "eval_s": time.perf_counter() - t_eval}
-        metrics = row(r, all_results, all_ranks, comm, sampled, acc, loss, times, sim_s + cloud_sim, exp)
-        metrics.update(threat_columns(exp, cfg, all_results, r, client_states, edge_rounds))
-        if not all_results:
-            log.warning("round %d: none of the %d sampled clients reported (dropped out or dropped stragglers); the "
-                        "edge models are unchanged", r, sampled)
-        if exp.channel is not None:
-            metrics.update(compression_columns(raw_up, 0, comm))
-        metrics.update(cloud_messages_up=num_edges, cloud_messages_down=num_edges, cloud_bytes_up=num_edges * model_bytes,
-                       cloud_bytes_down=num_edges * model_bytes, **extra)
-        return {"server": server, "client_states": client_states, "edges": edges}, metrics
+    def servers(ctx: RoundContext) -> None:
+        edge_of = assign_edges(ctx.cfg.num_clients, num_edges, seed)
+        ctx.servers, ctx.server_of = dict(enumerate(ctx.state["edges"])), edge_of.__getitem__
 
-    return Topology("hierarchical", init, step, check,
+    def busiest_edge(ctx: RoundContext) -> float:
+        return max((star_time(ctx.exp.network, p.bytes_down, p.bytes_up) if p.messages_down else 0.0
+                    for p in ctx.parts.values()), default=0.0)
+
+    def cloud(ctx: RoundContext) -> None:
+        """The cloud's data-size-weighted average of the edge models, sent back to every edge."""
+        exp, edges = ctx.exp, [ctx.servers[e] for e in range(num_edges)]
+        sizes = [0] * num_edges  # the edges' data sizes weight the cloud average
+        for c, e in enumerate(assign_edges(ctx.cfg.num_clients, num_edges, seed)):
+            sizes[e] += len(exp.client_data[c][1])
+        model = {key: weighted_mean([edge[key] for edge in edges], sizes) for key in MODEL_KEYS
+                 if key in edges[0] and not (key == "buffers" and exp.local_buffers)}
+        warn_if_silent(ctx)
+        ctx.out = {"server": {**ctx.state["server"], **model}, "client_states": ctx.state["client_states"],
+                   "edges": [{**edge, **model} for edge in edges]}
+        size = nbytes(model)
+        ctx.comm_sim_s += star_time(cloud_net, num_edges * size, num_edges * size)
+        ctx.columns.update(cloud_messages_up=num_edges, cloud_messages_down=num_edges, cloud_bytes_up=num_edges * size,
+                           cloud_bytes_down=num_edges * size)
+
+    hooks = RoundHooks(servers=servers, subrounds=lambda ctx: edge_rounds,
+                       key=lambda ctx, k: (ctx.r - 1) * edge_rounds + k + 1,  # with edge_rounds=1 the star's round
+                       comm_time=busiest_edge, finish=cloud)
+
+    def step(exp: Experiment, cfg: DictConfig, state: TopologyState, r: int) -> tuple[TopologyState, dict[str, Any]]:
+        return run_round(exp, cfg, state, r, hooks)
+
+    return Topology("hierarchical", init, step, check, capabilities=CAPABILITIES,
+                    uploads_per_aggregation=lambda cfg: max(clients_per_round(cfg.num_clients, cfg.client_fraction)
+                                                            // num_edges, 1),
                     options={"num_edges": num_edges, "edge_rounds": edge_rounds})
