@@ -14,7 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from fedbench import compat
 from fedbench.algorithms.base import Algorithm
-from fedbench.backends import Backend
+from fedbench.backends.base import Backend
 from fedbench.client import ClientPlan
 from fedbench.compress.channel import build_channel
 from fedbench.data.base import FederatedData
@@ -29,7 +29,7 @@ from fedbench.sampling import resolve_sampling
 from fedbench.parts import build_part
 from fedbench.seeding import derive_seed
 from fedbench.threat_model import build_threat_model
-from fedbench.topology import Topology
+from fedbench.topology.base import Topology
 from fedbench.validate import validate_sizes
 from fedbench.workload import speed_factors
 

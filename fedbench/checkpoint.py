@@ -25,7 +25,7 @@ from fedbench.device import to_device
 from fedbench.dicts import flatten
 from fedbench.errors import ConfigError
 
-FORMAT = 1
+FORMAT = 2  # 2: client states with named fields (algorithm, channel, privacy, buffers)
 FILENAME = "checkpoint.pt"
 # payload keys that are not the topology's state
 META = ("format", "round", "rows", "fingerprint", "config")
@@ -128,7 +128,10 @@ def load(path: Path, config: dict[str, Any]) -> dict[str, Any]:
         raise CheckpointError(f"checkpoint {path} is corrupt or unreadable ({type(err).__name__}: {err}); "
                               "move it away to start over, or pass resume=<another checkpoint>") from err
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        raise CheckpointError(f"checkpoint {path} has an unknown format (expected format {FORMAT})")
+        found = payload.get("format") if isinstance(payload, dict) else None
+        raise CheckpointError(f"checkpoint {path} has format {found}, not {FORMAT} (written by "
+                              f"{'an older' if isinstance(found, int) and found < FORMAT else 'another'} fedbench); "
+                              "resume=none starts over in this folder, or use a new output directory")
     missing = [k for k in ("round", "rows", "fingerprint", "config", "server") if k not in payload]
     if missing:
         raise CheckpointError(f"checkpoint {path} lacks {', '.join(missing)} (not written by fedbench, or truncated); "

@@ -18,7 +18,7 @@ from omegaconf import DictConfig
 from fedbench.algorithms.base import Algorithm
 from fedbench.errors import ConfigError, require
 from fedbench.threat_model import ThreatModel
-from fedbench.topology import Topology
+from fedbench.topology.base import Topology
 
 
 def check_topology(cfg: DictConfig, algorithm: Algorithm, topology: Topology) -> None:

@@ -15,7 +15,7 @@ from lightning import LightningModule
 
 from fedbench.aggregators import mean
 from fedbench.algorithms.base import Algorithm
-from fedbench.backends import Backend
+from fedbench.backends.base import Backend
 from fedbench.client import ClientPlan
 from fedbench.compress.channel import Channel
 from fedbench.data.base import FederatedData

@@ -14,7 +14,7 @@ import os
 from omegaconf import DictConfig
 
 from fedbench import launch
-from fedbench.backends import declared
+from fedbench.backends.base import declared
 from fedbench.backends.ddp import rank_and_world
 from fedbench.federated import result_from_disk
 from fedbench.parts import build_part

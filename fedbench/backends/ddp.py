@@ -21,7 +21,7 @@ import torch
 import torch.distributed as dist
 
 from fedbench.algorithms.base import LocalResult
-from fedbench.backends import Backend, BackendCapabilities, declares
+from fedbench.backends.base import Backend, BackendCapabilities, declares
 from fedbench.device import resolve_device
 from fedbench.errors import require, require_choice
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from fedbench.backends import Backend, BackendCapabilities, declares
+from fedbench.backends.base import Backend, BackendCapabilities, declares
 
 CAPABILITIES = BackendCapabilities(devices=("cpu", "cuda"))
 

@@ -23,48 +23,16 @@ from __future__ import annotations
 import math
 import os
 import time
-from contextlib import contextmanager
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Sequence
 
 import torch
-from torch import Tensor, nn
-from torch.func import functional_call, grad, vmap
+from torch import nn
 
 from fedbench.algorithms.base import LocalResult, State
-from fedbench.backends import Backend, BackendCapabilities, declares
+from fedbench.backends.base import Backend, BackendCapabilities, declares
 from fedbench.errors import ConfigError, require
-from fedbench.local import batches, gradient
-from fedbench.local_optim import configure, round_rates
-from fedbench.seeding import torch_generator
+from fedbench.backends.vectorized_chunk import _grads, _named, _no_logging, sgd_settings, train_chunk
 from fedbench.validate import is_int
-
-
-class _Discard:
-    """Stands in for Lightning's logger while vmapped: ``self.log`` values are batched tensors, not recorded."""
-
-    def log_dict(self, metrics: dict, step: int | None = None) -> None:
-        return None
-
-
-@contextmanager
-def _no_logging(task: nn.Module) -> Iterator[None]:
-    before, task._fabric = task._fabric, _Discard()
-    try:
-        yield
-    finally:
-        task._fabric = before
-
-
-class _Step(nn.Module):
-    """``forward(x, y)`` = the task's ``training_step((x, y), 0)``, so ``functional_call`` can run it."""
-
-    def __init__(self, task: nn.Module) -> None:
-        super().__init__()
-        self.task = task
-
-    def forward(self, x: Tensor, y: Tensor) -> Tensor:
-        loss = self.task.training_step((x, y), 0)
-        return loss["loss"] if isinstance(loss, dict) else loss
 
 
 CAPABILITIES = BackendCapabilities(devices=("cpu", "cuda"), vectorizes=True)
@@ -123,7 +91,7 @@ def check(exp: Any) -> None:
     if dropout:
         raise ConfigError(f"backend=vectorized: the model has {dropout[0]}, whose random masks would differ from the "
                           "sequential run's; use backend=inprocess")
-    _sgd(task)
+    sgd_settings(task)
     # a trial step on two copies of the first client's first batch: the training_step must work under vmap
     x, y = exp.client_data[0]
     b = len(y) if exp.plan.batch_size is None else min(exp.plan.batch_size, len(y))
@@ -135,134 +103,6 @@ def check(exp: Any) -> None:
         raise ConfigError(f"backend=vectorized: the task's training_step cannot run under torch.func.vmap "
                           f"({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}); make it pure "
                           "tensor code or use backend=inprocess") from None
-
-
-def _sgd(task: nn.Module) -> dict[str, Any]:
-    """The task's SGD settings (and whether a round scheduler sets the rate); anything but plain SGD with one
-    param group is refused."""
-    plan = configure(task)
-    opt = plan.optimizer
-    if type(opt) is not torch.optim.SGD or len(opt.param_groups) != 1:
-        raise ConfigError(f"backend=vectorized: the task's optimizer must be torch.optim.SGD with one param group "
-                          f"(got {type(opt).__name__} with {len(opt.param_groups)} groups); use backend=inprocess")
-    group = opt.param_groups[0]
-    if group.get("nesterov") or group.get("dampening") or group.get("maximize"):
-        raise ConfigError("backend=vectorized: SGD with nesterov, dampening or maximize is not vectorised; "
-                          "use backend=inprocess")
-    if plan.scheduler is not None and plan.interval != "round":
-        raise ConfigError(f"backend=vectorized: a learning-rate scheduler with interval={plan.interval} changes the "
-                          "rate inside a client's steps; use interval round or backend=inprocess")
-    return {"lr": group["lr"], "momentum": group["momentum"], "weight_decay": group["weight_decay"],
-            "scheduled": plan.scheduler is not None}
-
-
-def _named(task: nn.Module) -> dict[str, Tensor]:
-    return {f"task.{k}": v for k, v in task.named_parameters()}
-
-
-def _grads(task: nn.Module, local_loss: Callable | None, server: State | None, shared_server: bool):
-    """vmap(grad) of (total loss, task loss) over (params, x, y, client state[, server]); ``local_loss`` is the
-    algorithm's term on the flat parameters (None: the task loss alone)."""
-    step = _Step(task)
-    names = list(_named(task))
-
-    def loss(params: dict[str, Tensor], x: Tensor, y: Tensor, client: State, srv: State | None = None):
-        task_loss = functional_call(step, params, (x, y))
-        if local_loss is None:
-            return task_loss, task_loss
-        flat = torch.cat([params[n].reshape(-1) for n in names])
-        return task_loss + local_loss(flat, server if shared_server else srv, client), task_loss
-
-    g = grad(loss, has_aux=True)
-    return vmap(g, in_dims=(0, 0, 0, 0)) if shared_server else vmap(g, in_dims=(0, 0, 0, 0, 0))
-
-
-def _tensors(state: State) -> dict[str, Tensor]:
-    return {k: v for k, v in state.items() if isinstance(v, Tensor)}
-
-
-def train_chunk(exp: Any, epochs: dict[int, int], r: int, clients: list[int], start: Callable[[int], State],
-                states: dict[int, State]) -> list[LocalResult]:
-    """Train ``clients`` at once; results in ``clients`` order.
-
-    The chunk's models live in one (k, P) tensor; each parameter is a (k, *shape) view into it, so the SGD step
-    updates the models in place (``torch._foreach_*`` over the parameters when every client takes the step,
-    ``index_add_`` on the rows of a smaller group) and no step copies the whole chunk."""
-    t0 = time.perf_counter()
-    task, alg, plan = exp.task, exp.algorithm, exp.plan
-    sgd = _sgd(task)
-    lr = round_rates(task, r)[0] if sgd["scheduled"] else sgd["lr"]
-    starts = [start(c) for c in clients]
-    shared = all(s is starts[0] for s in starts)
-    k = len(clients)
-    device, data = exp.device, exp.client_data  # the clients' data is already on the device (build)
-    weights = torch.stack([s["params"] for s in starts])  # (k, P): the chunk's models
-    views, off = {}, 0
-    for name, p in _named(task).items():
-        views[name] = weights[:, off:off + p.numel()].view(k, *p.shape)
-        off += p.numel()
-    # SGD's momentum buffers: zero before a client's first step, so the first step makes them d (as torch's SGD)
-    momentum = {n: torch.zeros_like(v) for n, v in views.items()} if sgd["momentum"] else {}
-    plans = [list(batches(len(exp.client_data[c][1]), plan.batch_size, epochs[c], torch_generator(plan.seed, r, c, "batches"),
-                          device))
-             for c in clients]
-    start_grads = [gradient(task, s["params"], *exp.client_data[c], batch_size=None,
-                            generator=torch_generator(plan.seed, r, c, "batches"), buffers=None)[0]
-                   if alg.start_gradient else None for c, s in zip(clients, starts)]
-    loss_sum = torch.zeros(k, device=device)
-    server = _tensors(starts[0]) if shared else None
-    start_states = None if shared else [_tensors(s) for s in starts]  # per-client start models (gossip, edges)
-    names = list(views)
-    grads_of = _grads(task, alg.local_loss, server, shared)
-    client_states = [_tensors(states[c]) for c in clients]
-    for t in range(max((len(p) for p in plans), default=0)):
-        groups: dict[int, list[int]] = {}
-        for i, p in enumerate(plans):
-            if t < len(p):
-                idx = p[t][1]
-                groups.setdefault(len(exp.client_data[clients[i]][1]) if idx is None else len(idx), []).append(i)
-        for members in groups.values():
-            everyone = len(members) == k
-            rows = None if everyone else torch.tensor(members, device=device)
-            params = views if everyone else {n: v[rows] for n, v in views.items()}
-            xs, ys = zip(*(_batch(data[clients[i]], plans[i][t][1]) for i in members))
-            cs = {key: torch.stack([client_states[i][key] for i in members]) for key in client_states[members[0]]}
-            args = (params, torch.stack(xs), torch.stack(ys), cs)
-            if not shared:
-                args += ({key: torch.stack([start_states[i][key] for i in members]) for key in start_states[members[0]]},)
-            with _no_logging(task):
-                grads, task_loss = grads_of(*args)
-            d = [grads[n] for n in names]
-            if sgd["weight_decay"]:
-                torch._foreach_add_(d, [params[n] for n in names], alpha=sgd["weight_decay"])
-            if sgd["momentum"]:
-                bufs = [momentum[n] if everyone else momentum[n][rows] for n in names]
-                torch._foreach_mul_(bufs, sgd["momentum"])
-                torch._foreach_add_(bufs, d)
-                if not everyone:
-                    for n, buf in zip(names, bufs):
-                        momentum[n].index_copy_(0, rows, buf)
-                d = bufs
-            if everyone:
-                torch._foreach_add_([views[n] for n in names], d, alpha=-lr)
-                loss_sum += task_loss.detach()
-            else:
-                for n, step in zip(names, d):
-                    views[n].index_add_(0, rows, step, alpha=-lr)
-                loss_sum.index_add_(0, rows, task_loss.detach())
-    losses = loss_sum.tolist()  # one transfer, after all the steps; the models stay on the device
-    seconds = time.perf_counter() - t0
-    total_steps = max(sum(len(p) for p in plans), 1)
-    return [LocalResult(c, weights[i].clone(), len(exp.client_data[c][1]), len(plans[i]),
-                        losses[i] / max(len(plans[i]), 1), seconds * len(plans[i]) / total_steps,
-                        lr, start_grads[i], None, {}) for i, c in enumerate(clients)]
-
-
-def _batch(data: tuple[Tensor, Tensor], idx: Tensor | None) -> tuple[Tensor, Tensor]:
-    x, y = data
-    if idx is None:
-        return x, y
-    return x[idx], y[idx]
 
 
 def equal_chunks(n: int, most: int) -> int:

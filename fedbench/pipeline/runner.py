@@ -21,13 +21,11 @@ receive, idle, all-reduce seconds, bytes sent, measured bubble), ``steps.csv`` (
 
 from __future__ import annotations
 
-import csv
 import logging
 import math
 import os
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -41,10 +39,10 @@ from fedbench.backends.ddp import rank_and_world
 from fedbench.build import build_task
 from fedbench.parts import build_part
 from fedbench.hardware import hardware
-from fedbench.local import evaluate
 from fedbench.metrics import diverged, with_cumulative
 from fedbench.params import get_flat
 from fedbench.pipeline.plan import Layout, split
+from fedbench.pipeline.rows import epoch_row, write_csv
 from fedbench.pipeline.timing import StageClock, instrument, theoretical_bubble, timed_p2p
 from fedbench.runfolder import RunFolder, RunResult
 from fedbench.seeding import torch_generator
@@ -181,7 +179,7 @@ def _train(cfg: DictConfig, lay: Layout, folder: RunFolder) -> RunResult:
         for epoch in range(1, cfg.rounds + 1):
             t_epoch = time.perf_counter()
             losses = _epoch(cfg, lay, st)
-            row, stage_info = _epoch_row(cfg, lay, st.task, st.parts, st.data, st.clock, losses, epoch, t_epoch, theory,
+            row, stage_info = epoch_row(cfg, lay, st.task, st.parts, st.data, st.clock, losses, epoch, t_epoch, theory,
                                          main)
             if main:
                 step_losses += [[epoch, i + 1, loss] for i, loss in enumerate(row.pop("_step_losses"))]
@@ -205,8 +203,8 @@ def _finish(cfg: DictConfig, lay: Layout, st: _Stage, rf: RunFolder, rows: list,
     """Rank 0: the trained model, the per-step and per-stage files, and the summary."""
     p = cfg.pipeline
     torch.save(st.task.model.state_dict(), rf.path / "model.pt")  # the trained model, all stages (CPU tensors)
-    _write_csv(rf.path / "steps.csv", ["epoch", "step", "loss"], step_losses)
-    _write_csv(rf.path / "stage_times.csv", list(stage_rows[0]), [list(r.values()) for r in stage_rows])
+    write_csv(rf.path / "steps.csv", ["epoch", "step", "loss"], step_losses)
+    write_csv(rf.path / "stage_times.csv", list(stage_rows[0]), [list(r.values()) for r in stage_rows])
     is_diverged = bool(rows) and diverged(rows[-1], cfg.diverge_loss)
     bubbles = [r["bubble"] for r in rows if math.isfinite(r["bubble"])]
     extra = {"algorithm": cfg.paradigm, "status": "diverged" if is_diverged else "finished", "diverged": is_diverged,
@@ -220,48 +218,3 @@ def _finish(cfg: DictConfig, lay: Layout, st: _Stage, rf: RunFolder, rows: list,
     log.info("done: final accuracy %s; measured bubble %.3f vs theoretical %.3f", result.summary["final_accuracy"],
              extra["pipeline"]["bubble_measured"] or float("nan"), theory)
     return result
-
-
-def _epoch_row(cfg: DictConfig, lay: Layout, task: Any, parts: list, data: Any, clock: StageClock, losses: list[float],
-               epoch: int, t_epoch: float, theory: float, main: bool) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """Gather every rank's clock, losses and (replica 0's) stage weights; rank 0 evaluates and builds the row."""
-    weights = parts[lay.stage].state_dict() if lay.replica == 0 else None
-    mine = {"rank": lay.rank, "stage": lay.stage, "replica": lay.replica, **clock.snapshot()}
-    gathered: list[Any] = [None] * (lay.stages * lay.replicas) if main else None
-    dist.gather_object((mine, losses, weights), gathered, dst=0)
-    if not main:
-        return {}, []
-    for info, _, state in gathered:
-        if state is not None:
-            parts[info["stage"]].load_state_dict(state)
-    infos = [g[0] for g in gathered]
-    last = [g[1] for g in gathered if g[0]["stage"] == lay.stages - 1]
-    step_losses = [sum(vals) / len(vals) for vals in zip(*last)]  # mean over replicas, per step
-    t_eval = time.perf_counter()
-    acc, loss = math.nan, math.nan
-    if epoch % cfg.eval_every == 0 or epoch == cfg.rounds:
-        acc, loss = evaluate(task, get_flat(task), data.x_test, data.y_test)
-    sent = sum(i["bytes_sent"] for i in infos)
-    reduced = sum(i["allreduce_bytes"] for i in infos)
-    row = {"round": epoch, "test_accuracy": acc, "test_loss": loss,
-           "train_loss": sum(step_losses) / len(step_losses) if step_losses else math.nan,
-           "clients": lay.stages * lay.replicas, "steps": infos[0]["steps"],
-           "messages_up": sum(i["messages"] for i in infos), "messages_down": 0, "bytes_up": sent + reduced, "bytes_down": 0,
-           "compute_s": sum(i["compute_s"] for i in infos), "aggregate_s": 0.0, "eval_s": time.perf_counter() - t_eval,
-           "comm_s": max(i["send_s"] + i["recv_s"] + i["allreduce_s"] for i in infos),
-           "idle_s": max(i["idle_s"] for i in infos), "comm_sim_s": math.nan, "sim_round_s": math.nan,
-           "wall_s": time.perf_counter() - t_epoch,
-           "bubble": sum(i["bubble"] for i in infos) / len(infos), "bubble_theory": theory,
-           "stage_bytes": sent, "allreduce_bytes": reduced,
-           "ranks": [{"rank": i["rank"], "compute_s": i["compute_s"], "wait_s": i["idle_s"],
-                      "comm_s": i["send_s"] + i["recv_s"] + i["allreduce_s"]} for i in infos],
-           "_step_losses": step_losses}
-    return row, infos
-
-
-def _write_csv(path: Path, header: list[str], rows: list[list[Any]]) -> None:
-    with path.open("w", newline="") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(header)
-        writer.writerows(rows)
-

@@ -43,7 +43,7 @@ from fedbench.errors import require, require_choice
 from fedbench.experiment import Experiment
 from fedbench.round import RoundContext, RoundHooks, run_round
 from fedbench.server_optimizers import ServerOptimizer, apply, sgd
-from fedbench.topology import Topology, TopologyCapabilities, TopologyState
+from fedbench.topology.base import Topology, TopologyCapabilities, TopologyState
 from fedbench.topology.events import BUFFER_WEIGHTS, STALENESS, Rule, arrivals, buffered_update, dispatch, \
     staleness_weight
 

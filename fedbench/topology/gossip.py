@@ -44,7 +44,7 @@ from fedbench.errors import ConfigError, require
 from fedbench.experiment import Experiment
 from fedbench.local import evaluate
 from fedbench.round import RoundContext, RoundHooks, run_round
-from fedbench.topology import Topology, TopologyCapabilities, TopologyState
+from fedbench.topology.base import Topology, TopologyCapabilities, TopologyState
 from fedbench.topology.graphs import adjacency, connected, mixing, spectral_gap
 from fedbench.workload import assign_work
 

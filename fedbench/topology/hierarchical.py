@@ -30,7 +30,7 @@ from fedbench.params import nbytes, weighted_mean
 from fedbench.round import RoundContext, RoundHooks, run_round, warn_if_silent
 from fedbench.sampling import clients_per_round
 from fedbench.seeding import numpy_generator
-from fedbench.topology import Topology, TopologyCapabilities, TopologyState
+from fedbench.topology.base import Topology, TopologyCapabilities, TopologyState
 
 MODEL_KEYS = ("params", "buffers")
 # a server per edge: no single aggregation of a round's uploads, no broadcast compression

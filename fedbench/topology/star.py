@@ -13,7 +13,7 @@ from omegaconf import DictConfig
 
 from fedbench.experiment import Experiment
 from fedbench.round import RoundHooks, run_round
-from fedbench.topology import Topology, TopologyCapabilities, TopologyState
+from fedbench.topology.base import Topology, TopologyCapabilities, TopologyState
 
 HOOKS = RoundHooks()  # every stage the pipeline's default
 CAPABILITIES = TopologyCapabilities()  # a server that combines every upload of a round

@@ -6,7 +6,7 @@ runs inside FedML's environment."""
 from __future__ import annotations
 
 
-from fedbench.backends import Backend, BackendCapabilities, declares
+from fedbench.backends.base import Backend, BackendCapabilities, declares
 
 
 def _run_fedml(cfg):  # noqa: ANN001, ANN202 - the runner, imported when it runs
