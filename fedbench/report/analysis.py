@@ -44,6 +44,13 @@ def md_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     return "\n".join(lines)
 
 
+def table(out: Any, name: str, header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    """A report table as Markdown, also written (unrounded) to ``<out>/<name>_table.csv``, the file prose quotes
+    its numbers from (:mod:`fedbench.report.quotes`)."""
+    pd.DataFrame([list(r) for r in rows], columns=list(header)).to_csv(out / f"{name}_table.csv", index=False)
+    return md_table(header, rows)
+
+
 # columns collect() adds to the long metrics table (not metrics a run wrote)
 _TABLE_COLUMNS = ("label", "run", "seed", "world_size")
 

@@ -95,7 +95,7 @@ def section(runs: Sequence[RunRecord], filled: dict[Path, list[str]]) -> list[st
     """The report's provenance paragraph: the code version(s), uv.lock hashes, and the keys filled with defaults."""
     counts = versions(runs)
     locks = sorted({str((r.summary.get("provenance") or {}).get("uv_lock_sha256")) for r in runs})
-    lines = ["## Provenance", ""]
+    lines: list[str] = []
     mixed = warning(runs)
     lines.append(f"**Mixed code versions:** {mixed}." if mixed else
                  f"Every run was written by code version `{next(iter(counts))}` (uv.lock `{', '.join(locks)}`).")
@@ -105,4 +105,4 @@ def section(runs: Sequence[RunRecord], filled: dict[Path, list[str]]) -> list[st
         keys = sorted({k for ks in filled.values() for k in ks})
         lines.append(f" {len(filled)} run(s) predate some options; their missing keys were filled with today's defaults "
                      f"so they group with the others: {', '.join(f'`{k}`' for k in keys)}.")
-    return ["".join(lines), ""]
+    return ["## Provenance", "", "".join(lines), ""]

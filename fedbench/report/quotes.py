@@ -6,13 +6,14 @@ A quoted number sits between two HTML comments (invisible when the Markdown is r
 
 * the source: a CSV table (``summary_table.csv``) or a JSON file, relative to the repository root;
 * for a CSV, the row: comma-separated ``key=value`` items that must all appear among the items of the row's
-  ``group`` label (exactly one row must match; ``*`` for a one-row table); for JSON, a dotted path (list
-  indices allowed: ``results.0.results.plain.round_s.median``), and the row part is ``-``;
+  ``group`` label, and ``@column=value`` items that other columns must equal (exactly one row must match; ``*``
+  for a one-row table); for JSON, a dotted path (list indices allowed: ``results.0.results.plain.round_s.median``),
+  and the row part is ``-``;
 * the column (CSV) or ``-`` (JSON);
 * a format: a Python format spec (``.3f``, ``.0f``, ``.1%``), or ``x`` for a ratio written ``1.23x``.
 
-``python -m fedbench.report.quotes`` checks every quote of the files it is given (default: the README and
-``reports/README.md``) and exits 1 naming each stale one; ``--write`` rewrites them from the tables. A test runs the
+``python -m fedbench.report.quotes`` checks every quote of the files it is given (default: the README and every
+Markdown file under ``reports/`` and ``docs/``) and exits 1 naming each stale one; ``--write`` rewrites them from the tables. A test runs the
 check, so a regenerated table and the prose quoting it cannot disagree.
 """
 
@@ -27,7 +28,10 @@ from pathlib import Path
 from typing import Any, Sequence
 
 ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_FILES = ("README.md", "reports/README.md")
+def default_files() -> list[str]:
+    """The README and every Markdown page under ``reports/`` and ``docs/`` (relative to the repository root)."""
+    pages = [p for folder in ("reports", "docs") for p in sorted((ROOT / folder).rglob("*.md"))]
+    return ["README.md", *(str(p.relative_to(ROOT)) for p in pages)]
 QUOTE = re.compile(r"<!--q (?P<spec>.*?)-->(?P<value>.*?)<!--/q-->", re.S)
 
 
@@ -45,8 +49,11 @@ def _csv_cell(path: Path, row: str, column: str) -> str:
     if row.strip() == "*":
         matches = rows
     else:
-        wanted = _items(row)
-        matches = [r for r in rows if wanted <= _items(r.get("group", ""))]
+        items = _items(row)
+        columns = dict(i[1:].split("=", 1) for i in items if i.startswith("@"))
+        wanted = {i for i in items if not i.startswith("@")}
+        matches = [r for r in rows if wanted <= _items(r.get("group", ""))
+                   and all(r.get(k) == v for k, v in columns.items())]
     if len(matches) != 1:
         raise QuoteError(f"{path.relative_to(ROOT)}: {len(matches)} rows match {row!r} (need exactly 1)")
     if column not in matches[0]:
@@ -90,11 +97,12 @@ def rewrite(text: str) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m fedbench.report.quotes", description=__doc__.split("\n\n")[0])
-    parser.add_argument("files", nargs="*", default=list(DEFAULT_FILES), help="Markdown files (default: %(default)s)")
+    parser.add_argument("files", nargs="*", help="Markdown files (default: the README and every page under reports/ "
+                        "and docs/)")
     parser.add_argument("--write", action="store_true", help="rewrite stale quotes from their tables")
     args = parser.parse_args(argv)
     stale = 0
-    for name in args.files:
+    for name in args.files or default_files():
         path = ROOT / name if not Path(name).is_absolute() else Path(name)
         text = path.read_text()
         try:

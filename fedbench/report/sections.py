@@ -38,7 +38,7 @@ def backends(runs: Sequence[RunRecord], groups: dict[str, list[RunRecord]], metr
                      mean_sd([r.summary.get("fedml", {}).get("startup_s") for r in members])[0] if fedml else None,
                      frame["wall_s"].median(), mean_sd([r.summary.get("total_wall_s") for r in members])[0],
                      mean_sd([r.summary["final_accuracy"] for r in members])[0], gap])
-    return ["## Backends", "", A.md_table(BACKEND_HEADER, rows), "",
+    return ["## Backends", "", A.table(out, "backends", BACKEND_HEADER, rows), "",
             "The same experiment (data, split, initial model, sampled clients) through each backend. start-up: from "
             "launching FedML's process(es) to the start of training (its imports and set-up; FedML runs only); round "
             "times are wall-clock seconds per round as each backend logged them (FedML's include its evaluation on "
@@ -109,7 +109,7 @@ def topologies(runs: Sequence[RunRecord], groups: dict[str, list[RunRecord]], me
     if {r.summary.get("topology", "star") for r in runs} == {"star"}:
         return []
     figs["sim_time"] = F.accuracy_vs_sim_time(metrics, out / "accuracy_vs_sim_time.png")
-    text = ["## Topologies", "", A.md_table(TOPOLOGY_HEADER, topology_rows(groups, metrics)), "",
+    text = ["## Topologies", "", A.table(out, "topologies", TOPOLOGY_HEADER, topology_rows(groups, metrics)), "",
             "Spectral gap: 1 - |lambda_2(W)| of a gossip graph's mixing matrix; simulated time: the runs' "
             "`cum_sim_round_s` (device speeds, compute model and network model; for async the event clock).", "",
             img("sim_time", "accuracy vs simulated time"), ""]
@@ -125,7 +125,7 @@ def compression(runs: Sequence[RunRecord], groups: dict[str, list[RunRecord]], m
     if not any(r.summary.get("compression_ratio") for r in runs):
         return []
     figs["bytes_up"] = F.accuracy_vs_bytes(metrics, out / "accuracy_vs_bytes_up.png", up_only=True)
-    return ["## Compression", "", A.md_table(COMPRESSION_HEADER, compression_rows(groups, metrics)), "",
+    return ["## Compression", "", A.table(out, "compression", COMPRESSION_HEADER, compression_rows(groups, metrics)), "",
             "Compression ratio: the compressed direction's traffic (uploads, and broadcasts when compressed) as "
             "fp32 over its wire bytes (exact encoding sizes; uncompressed runs count as 1). MB to target: "
             "cumulative bytes at the first round reaching the target accuracy (mean over seeds).", "",
@@ -164,14 +164,15 @@ def robustness(runs: Sequence[RunRecord], groups: dict[str, list[RunRecord]], me
     figs["robustness"] = F.robustness_heatmap(pivot, out / "robustness.png")
     rows = [[attack, *[row[c] for c in pivot.columns]] for attack, row in pivot.iterrows()]
     fractions = sorted({r.summary.get("attack_fraction") for r in runs if r.summary.get("attack_fraction")})
-    return ["## Robustness", "", A.md_table(["attack \\ aggregator", *pivot.columns], rows), "",
+    return ["## Robustness", "", A.table(out, "robustness", ["attack \\ aggregator", *pivot.columns], rows), "",
             f"Final test accuracy (mean over seeds) per attack and aggregator; Byzantine share of the clients: "
             f"{', '.join(f'{f:g}' for f in fractions) or '-'} (a fixed seeded set per run; "
             "the `byzantine` column of `metrics.csv` counts how many reported each round).", "",
             img("robustness", "final accuracy per attack and aggregator"), ""]
 
 
-PRIVACY_HEADER = ["group", "mechanism", "noise multiplier", "clip", "epsilon (final)", "delta", "final acc"]
+PRIVACY_HEADER = ["group", "mechanism", "noise multiplier", "clip", "epsilon (final)", "delta", "sampling",
+                  "adjacency", "accountant", "final acc"]
 
 
 def privacy(runs: Sequence[RunRecord], groups: dict[str, list[RunRecord]], metrics: pd.DataFrame, out: Path,
@@ -184,17 +185,22 @@ def privacy(runs: Sequence[RunRecord], groups: dict[str, list[RunRecord]], metri
         s = members[0].summary
         eps = mean_sd([r.summary.get("epsilon") for r in members])[0] if s.get("privacy") else None
         acc = mean_sd([r.summary["final_accuracy"] for r in members])[0]
+        accountant = f"{s.get('accountant')} ({s.get('accountant_library')})" if s.get("accountant_library") else \
+            s.get("accountant")
         rows.append([label, s.get("privacy", "none"), s.get("noise_multiplier"), s.get("clip"),
-                     "inf" if eps == float("inf") else eps, f"{s['delta']:g}" if s.get("delta") else None, acc])
+                     "inf" if eps == float("inf") else eps, f"{s['delta']:g}" if s.get("delta") else None,
+                     s.get("batch_sampling", s.get("client_sampling")) if s.get("privacy") else None,
+                     s.get("adjacency"), accountant, acc])
         points += [{"label": label, "mechanism": s.get("privacy", "none"), "epsilon": r.summary.get("epsilon"),
                     "accuracy": r.summary["final_accuracy"]} for r in members]
     mechanisms = ("none", "dp_fedavg", "local_dp")
     rows.sort(key=lambda row: (mechanisms.index(row[1]) if row[1] in mechanisms else 3, row[2] or 0))
     figs["privacy"] = F.accuracy_vs_epsilon(pd.DataFrame(points), out / "accuracy_vs_epsilon.png")
-    return ["## Privacy", "", A.md_table(PRIVACY_HEADER, rows), "",
-            "epsilon: after the last round at the given delta, from opacus' accountant (`privacy.accountant`): "
-            "client-level for dp_fedavg, the largest sample-level epsilon of any client for local_dp; "
-            "inf = no noise.", "", img("privacy", "accuracy vs epsilon"), ""]
+    return ["## Privacy", "", A.table(out, "privacy", PRIVACY_HEADER, rows), "",
+            "epsilon: after the last round at the given delta, computed by the accountant named (library and version "
+            "from each run's `summary.json`) for the sampling that ran (clients for dp_fedavg, local batches for "
+            "local_dp) and the neighbouring relation shown: client-level for dp_fedavg, the largest sample-level "
+            "epsilon of any client for local_dp; inf = no noise.", "", img("privacy", "accuracy vs epsilon"), ""]
 
 
 PIPELINE_HEADER = ["group", "schedule", "stages x replicas", "microbatches", "bubble measured", "bubble theory",
@@ -221,7 +227,7 @@ def pipeline(runs: Sequence[RunRecord], groups: dict[str, list[RunRecord]], metr
     rows.sort(key=lambda row: (row[1], row[2], row[3]))
     if len({p["microbatches"] for p in points}) > 1:
         figs["bubble"] = F.bubble_vs_microbatches(pd.DataFrame(points), out / "bubble_vs_microbatches.png")
-    return ["## Pipeline parallelism", "", A.md_table(PIPELINE_HEADER, rows), "",
+    return ["## Pipeline parallelism", "", A.table(out, "pipeline", PIPELINE_HEADER, rows), "",
             "bubble measured: the share of a training step a stage spends not computing (1 - compute / step time, "
             "mean over stages and epochs, from `stage_times.csv`); theory: (p - 1) / (m + p - 1) for p stages and m "
             "microbatches with equal stage times (Huang et al. 2019). Bytes: activations forward and their gradients "

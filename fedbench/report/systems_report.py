@@ -74,7 +74,7 @@ def write_report(runs: Sequence[RunRecord], problems: Sequence[RunRecord], out: 
     if problems:
         text += ["Runs left out (not finished or unreadable):", ""] + [f"- `{_rel(p.path, out)}`: {p.problem}" for p in problems] + [""]
     text += ["## Scaling", "", _scaling_text(scaling, figs, img), ""]
-    text += ["## Communication analysis", "", A.md_table(A.COMM_HEADER, A.communication_rows(groups)), "",
+    text += ["## Communication analysis", "", A.table(out, "communication", A.COMM_HEADER, A.communication_rows(groups)), "",
              "A run's bytes (`cum_bytes_up + cum_bytes_down`) are counted from the tensors it sent where the bytes source "
              "is *measured*; *nominal* marks a backend that does not expose its traffic (FedML's simulators: m x the "
              "model's fp32 size per direction and round, a formula). Analytic totals use P parameters of 4 bytes. The network model adds `comm_sim_s` per round "
@@ -87,7 +87,8 @@ def write_report(runs: Sequence[RunRecord], problems: Sequence[RunRecord], out: 
         figs["extra"] = F.extra_metrics(metrics, extra, out / "extra_metrics.png")
         text += ["## Other per-round metrics", "", "Columns a run's `metrics.csv` carries beyond the standard ones "
                  "(an algorithm's server-update metrics, a task's `self.log` values, ...).", "",
-                 A.md_table(["group", "metric", "mean over rounds", "last value"], A.extra_rows(metrics, extra)), "",
+                 A.table(out, "extra_metrics", ["group", "metric", "mean over rounds", "last value"],
+                         A.extra_rows(metrics, extra)), "",
                  img("extra", "other per-round metrics"), ""]
     text += ["## HPO findings", ""] + (hpo_section.section(runs, out) or [_hpo(groups, keys, runs), ""])
     text += ["## Discussion", "", _discussion(groups, keys, metrics, runs), ""]
