@@ -16,6 +16,7 @@ from typing import Any
 from omegaconf import DictConfig
 
 from fedbench.algorithms.base import Algorithm
+from fedbench.compress.channel import compressor_of
 from fedbench.errors import ConfigError, require
 from fedbench.threat_model import ThreatModel
 from fedbench.topology.base import Topology
@@ -38,6 +39,9 @@ def check_topology(cfg: DictConfig, algorithm: Algorithm, topology: Topology) ->
     sampling = cfg.get("client_sampling", "auto")
     require(caps.samples_cohorts or sampling != "poisson", "client_sampling", f"fixed or auto with topology={name} "
             "(it does not sample cohorts per round: samples_cohorts is false)", sampling)
+    if not caps.compresses_uploads and not compressor_of(cfg.compressor).identity:
+        raise ConfigError(f"compressor: topology={name} does not declare compresses_uploads (its clients' messages are "
+                          f"not sent through a compressor); use compressor=none")
     direction = cfg.compressor.get("direction", "up")
     require(direction == "up" or caps.compresses_broadcast, "compressor.direction", f"up with topology={name} (it has "
             "no server broadcast to compress: compresses_broadcast is false; uploads are compressed)", direction)
@@ -57,7 +61,7 @@ def check_threat(cfg: DictConfig, algorithm: Algorithm, topology: Topology, thre
         need, have = agg.min_uploads, topology.uploads_per_aggregation(cfg)
         if have < need:
             raise ConfigError(f"aggregator.f: {agg.name} needs n > 2f + 2 uploads per aggregation; this run aggregates "
-                              f"n = {have} (num_clients {cfg.num_clients} x client_fraction {cfg.client_fraction}"
+                              f"n = {have} (its min_uploads is {need}; num_clients {cfg.num_clients} x client_fraction {cfg.client_fraction}"
                               f"{' per server' if not caps.single_aggregation else ''}), so f must be <= "
                               f"{max((have - 3) // 2, 0)} (got f={agg.options['f']})")
     if threat.dropout > 0:
@@ -82,10 +86,11 @@ def check_privacy(algorithm: Algorithm, topology: Topology, threat: ThreatModel)
                               f"runs with algorithms that declare averages_uploads: fedavg, fedprox, the FedOpt presets "
                               f"and fedsgd (got algorithm {algorithm.name})")
         require(threat.aggregator.is_mean, "aggregator", f"mean with privacy={privacy.name} (its clipped noisy sum "
-                "replaces the mean)", threat.aggregator.name)
+                "replaces the mean: the mechanism declares a combine, so the aggregator must be is_mean)",
+                threat.aggregator.name)
     if privacy.per_sample and (algorithm.local_loss is not None or algorithm.work != "train"):
         raise ConfigError(f"privacy: {privacy.name} clips per-sample gradients of the task loss; algorithm "
-                          f"{algorithm.name} adds a local loss term or takes no local steps (use fedavg, the FedOpt "
+                          f"{algorithm.name} declares a local_loss term or a work other than local training (use fedavg, the FedOpt "
                           f"presets, fedprox with algorithm.mu=0, or fedsgd with algorithm.upload=weights)")
 
 

@@ -79,6 +79,9 @@ def split(model: nn.Module, stages: int) -> list[nn.Sequential]:
 
 def check(cfg: DictConfig, world: int | None = None) -> None:
     """Every pipeline setting, before any process starts (the model is built once to count its layers)."""
+    from hydra.utils import get_object
+
+    from fedbench.backends.base import declared
     from fedbench.backends.ddp import rank_and_world
 
     p: Any = cfg.pipeline
@@ -94,13 +97,14 @@ def check(cfg: DictConfig, world: int | None = None) -> None:
     device = cfg.get("device", "auto")
     require(device in ("auto", "cpu"), "device", f"cpu or auto with paradigm={cfg.paradigm} (its stages run on the CPU "
             "with gloo; GPU stages are not implemented, so auto means the CPU here)", device)
-    target = str(cfg.backend.get("_target_", ""))
-    if not target.endswith("ddp.ddp"):
-        raise ConfigError(f"paradigm={cfg.paradigm} runs one stage per rank of a process group: use backend=ddp "
-                          f"(got backend {target.rsplit('.', 1)[-1] or '?'})")
-    if not str(cfg.task.get("_target_", "")).endswith("ClassifierTask"):
-        raise ConfigError(f"paradigm={cfg.paradigm} computes the classifier task's cross-entropy on the last stage; "
-                          f"task={cfg.task.get('_target_')} is not supported")
+    if not declared(cfg.backend).process_group:
+        target = str(cfg.backend.get("_target_", "?")).rsplit(".", 1)[-1]
+        raise ConfigError(f"paradigm={cfg.paradigm} runs one stage per rank of a process group: use backend=ddp (a "
+                          f"backend that declares process_group; got backend {target})")
+    task_class = get_object(str(cfg.task.get("_target_")))
+    if not getattr(task_class, "pipeline_loss", None):
+        raise ConfigError(f"paradigm={cfg.paradigm} computes the task's loss on the last stage; task="
+                          f"{cfg.task.get('_target_')} declares no pipeline_loss (the classifier's is cross-entropy)")
     need = p.replicas * p.stages
     launched = world if world is not None else rank_and_world()[1]
     have = launched if launched > 1 else cfg.backend.get("workers")

@@ -30,7 +30,6 @@ from typing import Any
 
 import torch
 import torch.distributed as dist
-import torch.nn.functional as F
 from omegaconf import DictConfig
 from torch.distributed.pipelining import PipelineStage, Schedule1F1B, ScheduleGPipe
 from torch.utils.data import DataLoader, TensorDataset
@@ -126,7 +125,7 @@ def _stage(cfg: DictConfig, lay: Layout) -> _Stage:
     mine, first, last = parts[lay.stage], lay.stage == 0, lay.stage == p.stages - 1
     pipe_group, stage_group = _groups(lay)
     stage = PipelineStage(mine, lay.stage, p.stages, torch.device("cpu"), group=pipe_group)
-    schedule = SCHEDULE[p.schedule](stage, n_microbatches=p.microbatches, loss_fn=F.cross_entropy)
+    schedule = SCHEDULE[p.schedule](stage, n_microbatches=p.microbatches, loss_fn=type(task).pipeline_loss)
     clock = StageClock()
     instrument(stage, mine, clock, first, last)
     params = list(mine.parameters())

@@ -41,7 +41,12 @@ class ClassifierTask(L.LightningModule):
         scheduler_interval: when the scheduler steps: ``step`` (every local step), ``epoch`` (every
             local epoch; both restart each round, as the client builds a fresh optimizer) or
             ``round`` (once per communication round: round r trains with the rate after r - 1 steps).
+
+    ``pipeline_loss``: the loss ``paradigm=pipeline`` computes on the last stage from the model's logits (a task
+    that declares none cannot be pipelined).
     """
+
+    pipeline_loss = staticmethod(F.cross_entropy)
 
     def __init__(self, model: nn.Module, optimizer: OptimizerFactory | None = None,
                  scheduler: SchedulerFactory | None = None, scheduler_interval: str = "round") -> None:

@@ -29,6 +29,7 @@ class TopologyCapabilities:
         samples_cohorts: clients are drawn per round with ``client_sampling`` (fixed-size or Poisson).
         full_participation: every client takes part in every round (``client_fraction`` must be 1).
         carries_buffers: models with buffers (BatchNorm statistics) are supported.
+        compresses_uploads: what clients send can go through the ``compressor`` (uploads, gossip messages).
         compresses_broadcast: there is a server broadcast to compress (``compressor.direction`` down or both).
         needs_plain_clients: the algorithm's clients must run plain local training (no client state, no local loss
             term): the topology applies their models itself.
@@ -42,6 +43,7 @@ class TopologyCapabilities:
     samples_cohorts: bool = True
     full_participation: bool = False
     carries_buffers: bool = True
+    compresses_uploads: bool = True
     compresses_broadcast: bool = True
     needs_plain_clients: bool = False
     needs_plain_average: bool = False
