@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from fedbench import checkpoint, launch, metrics, records, status
+from fedbench import checkpoint, launch, metrics, records, status, writeguard
 from fedbench.algorithms.base import State
 from fedbench.backends.ddp import rank_and_world
 from fedbench.build import Experiment, build, build_part, save_partition
@@ -150,6 +150,7 @@ def _train(cfg: DictConfig, exp: Experiment, out: Path, config: dict[str, Any], 
         rows.append(row)
         if main:
             _log_row(rows[-1], cfg.rounds)
+            writeguard.check()  # e.g. hydra/launcher=dask: stop here if another worker has taken this job over
         stopped = exp.backend.agree(bool(callbacks.on_round_end(rows[-1], state["server"], state["client_states"])))
         last = r == cfg.rounds or diverged or stopped
         if main and cfg.checkpoint_every and (r % cfg.checkpoint_every == 0 or last):

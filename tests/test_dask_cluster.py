@@ -24,15 +24,15 @@ ENV = {**os.environ, "OMP_NUM_THREADS": "1", "HYDRA_FULL_ERROR": "1"}
 class Cluster:
     """A scheduler and named workers, each in its own process group (a kill takes a worker's nanny with it)."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, **env: str) -> None:
         self.folder, self.file, self.workers = folder, folder / "scheduler.json", {}
         self.scheduler = self._start("scheduler", "scheduler", "--scheduler-file", str(self.file), "--port", "0",
-                                     "--host", "127.0.0.1", "--no-dashboard")
+                                     "--host", "127.0.0.1", "--no-dashboard", env=env)
 
-    def _start(self, name: str, *args: str) -> subprocess.Popen:
+    def _start(self, name: str, *args: str, env: dict | None = None) -> subprocess.Popen:
         log = (self.folder / f"{name}.log").open("w")
-        return subprocess.Popen([str(DASK), *args], cwd=ROOT, env=ENV, stdout=log, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+        return subprocess.Popen([str(DASK), *args], cwd=ROOT, env={**ENV, **(env or {})}, stdout=log,
+                                stderr=subprocess.STDOUT, start_new_session=True)
 
     def worker(self, name: str, resources: str) -> None:
         self.workers[name] = self._start(name, "worker", "--scheduler-file", str(self.file), "--nthreads", "1",
@@ -48,6 +48,9 @@ class Cluster:
         with Client(scheduler_file=str(self.file), timeout=60) as client:
             client.wait_for_workers(n, timeout=120)
             return {w["name"]: w["resources"] for w in client.scheduler_info(n_workers=-1)["workers"].values()}
+
+    def signal(self, name: str, sig: int) -> None:
+        os.killpg(self.workers[name].pid, sig)
 
     def kill(self, name: str) -> None:
         os.killpg(self.workers[name].pid, signal.SIGKILL)  # the machine dies: nanny, worker and its job at once
@@ -79,6 +82,17 @@ def _attempts(sweep: Path, num: int) -> tuple[list[dict], list[dict]]:
     return [e for e in events if e["event"] == "start"], [e for e in events if e["event"] == "end"]
 
 
+def _wait_for_attempt(grid: subprocess.Popen, sweep: Path, jobs: int, ready) -> dict:
+    """The first running attempt for which ``ready(attempt)`` holds."""
+    deadline = time.time() + 300
+    while True:
+        assert grid.poll() is None and time.time() < deadline, (sweep.parent / f"{sweep.name}.out").read_text()[-3000:]
+        found = next((a for a in _running(sweep, jobs) if ready(a)), None)
+        if found:
+            return found
+        time.sleep(0.01)
+
+
 def _running(sweep: Path, jobs: int) -> list[dict]:
     """The attempts started and not ended yet."""
     live = []
@@ -100,11 +114,8 @@ def test_a_killed_worker_s_job_resumes_on_the_other_and_every_job_finishes_once(
     assert cluster.wait_for_workers(2) == {"laptop": {"cpu": 1.0}, "workstation": {"cpu": 1.0, "cuda": 1.0}}
     sweep = tmp_path / "sweep"
     grid = _grid(cluster, sweep, SEEDS, *ARGS)
-    deadline, victim = time.time() + 300, None
-    while victim is None:  # the first job whose checkpoint holds round 2 or later, on whichever worker runs it
-        assert grid.poll() is None and time.time() < deadline, (sweep.parent / "sweep.out").read_text()[-3000:]
-        victim = next((a for a in _running(sweep, 6) if _checkpoint_round(Path(a["folder"])) >= 2), None)
-        time.sleep(0.01)
+    # the first job whose checkpoint holds round 2 or later, on whichever worker runs it
+    victim = _wait_for_attempt(grid, sweep, 6, lambda a: _checkpoint_round(Path(a["folder"])) >= 2)
     cluster.kill(victim["name"])
     killed_at, folder = time.time(), Path(victim["folder"])
     done = _checkpoint_round(folder)
@@ -172,3 +183,33 @@ def test_without_an_address_the_grid_runs_on_a_local_cluster(tmp_path):
         starts, ends = _attempts(sweep, num)
         assert len(starts) == len(ends) == 1 and starts[0]["resources"] == {"cpu": 1.0}
         assert json.loads((Path(starts[0]["folder"]) / "status.json").read_text())["status"] == "finished"
+
+
+@pytest.mark.slow
+def test_a_worker_that_sleeps_past_its_ttl_loses_its_job_and_stops_before_writing_again(tmp_path):
+    """A laptop put to sleep mid-job (SIGSTOP) is dropped by the scheduler after worker-ttl; the other worker
+    resumes the job from its checkpoint; when the laptop wakes (SIGCONT) its stale attempt ends itself before
+    writing anything, and the job's records equal an uninterrupted run's."""
+    cluster = Cluster(tmp_path, DASK_DISTRIBUTED__SCHEDULER__WORKER_TTL="3s")
+    try:
+        cluster.worker("laptop", "cpu=1")
+        cluster.worker("workstation", "cpu=1")
+        cluster.wait_for_workers(2)
+        sweep = tmp_path / "sweep"
+        grid = _grid(cluster, sweep, "seed=0,1", *ARGS)
+        sleeper = _wait_for_attempt(grid, sweep, 2, lambda a: _checkpoint_round(Path(a["folder"])) >= 2)
+        cluster.signal(sleeper["name"], signal.SIGSTOP)
+        folder, done = Path(sleeper["folder"]), _checkpoint_round(Path(sleeper["folder"]))
+        taker = _wait_for_attempt(grid, sweep, 2, lambda a: a["num"] == sleeper["num"] and a["name"] != sleeper["name"])
+        cluster.signal(sleeper["name"], signal.SIGCONT)  # wakes up while the other worker runs its job
+        assert grid.wait(timeout=600) == 0, (tmp_path / "sweep.out").read_text()[-3000:]
+    finally:
+        cluster.close()
+    starts, ends = _attempts(sweep, sleeper["num"])
+    assert [s["name"] for s in starts] == [sleeper["name"], taker["name"]] and len(ends) == 1
+    assert "this attempt is stale" in (tmp_path / f"{sleeper['name']}.log").read_text()
+    assert f"resuming after round {done}" in (folder / "__main__.log").read_text()
+    seed = folder.name.rsplit("seed=", 1)[1]
+    run(compose_config([*ARGS, f"seed={seed}"], tmp_path / "uninterrupted"))
+    assert _rows(folder) == _rows(tmp_path / "uninterrupted")  # each round once: no row from the stale attempt
+    assert torch.equal(_params(folder), _params(tmp_path / "uninterrupted"))

@@ -96,3 +96,26 @@ def test_the_fence_reports_the_first_stale_reason_once_and_stops_with_the_job():
     count = len(quiet)
     threading.Event().wait(0.01)
     assert len(quiet) == count  # stopped on exit: no check after the job ended
+
+
+def test_a_taken_over_job_waits_for_the_previous_attempt_to_release_the_run_folder(tmp_path):
+    from fedbench.runlock import run_folder_lock
+    from hydra_plugins.fedbench_dask_launcher.job import wait_for_folder
+
+    with run_folder_lock(tmp_path):  # the previous attempt, asleep or not yet ended by its fence
+        with pytest.raises(ConfigError, match="is in use by another run"):
+            wait_for_folder(tmp_path, timeout=0.05, poll=0.01)
+    held, released = threading.Event(), threading.Event()
+
+    def hold_then_release():
+        with run_folder_lock(tmp_path):
+            held.set()
+            released.wait(5)
+
+    thread = threading.Thread(target=hold_then_release)
+    thread.start()
+    assert held.wait(5)
+    threading.Timer(0.2, released.set).start()
+    wait_for_folder(tmp_path, timeout=30, poll=0.01)  # returns once the holder lets go
+    assert released.is_set()
+    thread.join()

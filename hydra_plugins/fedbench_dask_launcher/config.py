@@ -31,6 +31,7 @@ class DaskLauncherConf:
     retries: int = 1  # re-runs of a job whose task raised (a lost worker is Dask's allowed_failures instead)
     allowed_failures: int = 3  # LocalCluster: worker losses one job survives (external scheduler: its own config)
     fence_interval_s: float = 0.5  # how often a running job checks that it is still the job's only attempt
+    lock_wait_s: float = 600.0  # how long a taken-over job waits for the previous attempt to release the run folder
     connect_timeout_s: float = 30.0
     local: LocalClusterConf = field(default_factory=LocalClusterConf)
 

@@ -87,7 +87,8 @@ class DaskLauncher(Launcher):
     def _submit(self, client: Any, job: Job, sweep_dir: Path) -> Any:
         assert self.hydra_context is not None and self.task_function is not None
         spec = JobSpec(job.config, self.task_function, self.hydra_context.callbacks, Singleton.get_state(),
-                       job.folder, str(record_path(sweep_dir, job.num)), float(self.params.get("fence_interval_s", 0.5)))
+                       job.folder, str(record_path(sweep_dir, job.num)), float(self.params.get("fence_interval_s", 0.5)),
+                       float(self.params.get("lock_wait_s", 600.0)))
         return client.submit(run_dask_job, spec, key=job.key, resources=job.resources or None,
                              retries=int(self.params.get("retries", 1)), pure=False)
 

@@ -6,8 +6,9 @@ the run folder while the scheduler hands the job to another worker. A child proc
 worker's SIGKILL on macOS and Windows (no parent-death signal there) and become a second writer.
 
 Each attempt appends a ``start`` and an ``end`` line to ``<sweep>/.dask/<job>.jsonl`` (worker, host, pid,
-attempt id). While the job runs, a :class:`Fence` thread ends this process at once (``os._exit``) when the
-attempt is no longer the job's only one: its worker lost the scheduler (a laptop woke up after the scheduler
+attempt id). While the job runs, a :class:`Fence` thread, and the round loop itself just before it writes a
+round's records (:mod:`fedbench.writeguard`), end this process at once (``os._exit``) when the attempt is no
+longer the job's only one: its worker lost the scheduler (a laptop woke up after the scheduler
 gave its job away; Dask's own close would wait for the job to finish), the scheduler took the task back
 (the launching command was interrupted), or a newer attempt's ``start`` line is in the record.
 """
@@ -29,6 +30,8 @@ from hydra.core.utils import JobReturn, run_job, setup_globals
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig
 
+from fedbench import writeguard
+
 log = logging.getLogger(__name__)
 RECORDS = ".dask"  # under the sweep folder, like submitit's .submitit/
 STALE_EXIT = 75  # the exit status of a worker whose attempt was fenced off
@@ -48,6 +51,7 @@ class JobSpec:
     folder: str
     record: str
     fence_interval_s: float
+    lock_wait_s: float
 
 
 def record_path(sweep_dir: str | Path, job_num: int) -> Path:
@@ -136,6 +140,34 @@ def worker_check(worker: Any, key: Any, record: Path, attempt: str) -> Callable[
     return check
 
 
+def wait_for_folder(folder: Path, timeout: float, poll: float = 0.5) -> None:
+    """Wait until no other process holds the run folder's lock (fedbench.runlock). Where the lock reaches (this
+    machine, NFS), the previous attempt may still hold it: asleep, or not yet ended by its fence after seeing this
+    attempt's ``start`` line. Raises the lock's ConfigError after ``timeout`` seconds."""
+    from fedbench.errors import ConfigError
+    from fedbench.runlock import run_folder_lock
+
+    deadline, warned = time.monotonic() + timeout, False
+    while True:
+        try:
+            with run_folder_lock(folder):
+                return
+        except ConfigError as err:
+            if time.monotonic() >= deadline:
+                raise
+            if not warned:
+                log.warning("waiting up to %.0f s for the previous attempt to let go of the run folder: %s", timeout, err)
+                warned = True
+            time.sleep(poll)
+
+
+def _enforce(check: Callable[[], str | None]) -> None:
+    """The round loop's check before it writes (:mod:`fedbench.writeguard`): the same test, in the job's thread."""
+    reason = check()
+    if reason:
+        _exit_stale(reason)
+
+
 def run_dask_job(spec: JobSpec) -> JobReturn:
     """The Dask task of one job: refuse a multi-threaded worker, record the attempt, run the Hydra job fenced."""
     from distributed import get_worker
@@ -149,7 +181,9 @@ def run_dask_job(spec: JobSpec) -> JobReturn:
              "resources": dict(worker.state.total_resources)}
     append_record(record, {"event": "start", "attempt": attempt, "time": time.time(), "key": str(key),
                            "folder": spec.folder, **where})
-    with Fence(worker_check(worker, key, record, attempt), spec.fence_interval_s):
+    check = worker_check(worker, key, record, attempt)
+    with Fence(check, spec.fence_interval_s), writeguard.guarded_by(lambda: _enforce(check)):
+        wait_for_folder(Path(spec.folder), spec.lock_wait_s)
         Singleton.set_state(spec.singletons)
         setup_globals()
         ret = run_job(hydra_context=HydraContext(config_loader=None, callbacks=spec.callbacks),  # type: ignore[arg-type]
