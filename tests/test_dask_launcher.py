@@ -119,3 +119,17 @@ def test_a_taken_over_job_waits_for_the_previous_attempt_to_release_the_run_fold
     wait_for_folder(tmp_path, timeout=30, poll=0.01)  # returns once the holder lets go
     assert released.is_set()
     thread.join()
+
+
+def test_a_worker_with_more_than_one_thread_is_refused_before_the_job_starts(tmp_path):
+    from distributed import Client, LocalCluster
+
+    from fedbench.errors import SetupError
+    from hydra_plugins.fedbench_dask_launcher.job import JobSpec, run_dask_job
+
+    spec = JobSpec(None, None, None, {}, str(tmp_path / "job"), str(record_path(tmp_path, 0)), 0.5, 1.0)
+    with LocalCluster(n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None) as cluster, \
+            Client(cluster) as client:
+        with pytest.raises(SetupError, match=r"start workers with --nthreads 1 \(worker .* has 2\)"):
+            client.submit(run_dask_job, spec, pure=False, retries=0).result()
+    assert not record_path(tmp_path, 0).exists() and not (tmp_path / "job").exists()

@@ -172,9 +172,11 @@ def run_dask_job(spec: JobSpec) -> JobReturn:
     """The Dask task of one job: refuse a multi-threaded worker, record the attempt, run the Hydra job fenced."""
     from distributed import get_worker
 
+    from fedbench.errors import SetupError
+
     worker = get_worker()
     if worker.state.nthreads != 1:
-        raise RuntimeError(f"fedbench's dask launcher runs one job per worker process (Hydra's state is per process): "
+        raise SetupError(f"fedbench's dask launcher runs one job per worker process (Hydra's state is per process): "
                            f"start workers with --nthreads 1 (worker {worker.address} has {worker.state.nthreads})")
     key, attempt, record = worker.get_current_task(), uuid.uuid4().hex[:12], Path(spec.record)
     where = {"worker": worker.address, "name": str(worker.name), "host": socket.gethostname(), "pid": os.getpid(),
