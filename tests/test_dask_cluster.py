@@ -36,7 +36,8 @@ class Cluster:
 
     def worker(self, name: str, resources: str) -> None:
         self.workers[name] = self._start(name, "worker", "--scheduler-file", str(self.file), "--nthreads", "1",
-                                         "--name", name, "--resources", resources, "--no-dashboard")
+                                         "--name", name, "--resources", resources, "--no-dashboard",
+                                         "--local-directory", str(self.folder / f"dask-{name}"))
 
     def wait_for_workers(self, n: int) -> dict:
         from distributed import Client
