@@ -39,10 +39,12 @@ class CheckpointError(ConfigError):
 
 def comparable(config: dict[str, Any]) -> dict[str, Any]:
     """The part of a resolved config that must match for a resume (a run may continue on another device: its
-    checkpoint holds CPU tensors; ``backend.device`` is ddp's copy of the top-level ``device``)."""
+    checkpoint holds CPU tensors; ``backend.device`` is ddp's copy of the top-level ``device``; and on another
+    machine, whose ``dataset.root`` (``FEDBENCH_DATA``) names the same files at another path)."""
     out = {k: v for k, v in config.items() if k not in RESUMABLE_DIFFERENCES}
-    if isinstance(out.get("backend"), dict) and "device" in out["backend"]:
-        out["backend"] = {k: v for k, v in out["backend"].items() if k != "device"}
+    for group, key in (("backend", "device"), ("dataset", "root")):
+        if isinstance(out.get(group), dict) and key in out[group]:
+            out[group] = {k: v for k, v in out[group].items() if k != key}
     return out
 
 

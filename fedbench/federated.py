@@ -15,7 +15,7 @@ from typing import Any
 
 from omegaconf import DictConfig
 
-from fedbench import checkpoint, metrics
+from fedbench import checkpoint, metrics, writeguard
 from fedbench.algorithms.base import State
 from fedbench.build import build, save_partition
 from fedbench.callbacks import Callback
@@ -106,6 +106,7 @@ def _round(cfg: DictConfig, exp: Experiment, folder: RunFolder, callbacks: Callb
     rows.append(row)
     if folder.main:
         log_row(rows[-1], cfg.rounds)
+        writeguard.check()  # e.g. hydra/launcher=dask: stop here if another worker has taken this job over
     stopped = exp.backend.agree(bool(callbacks.on_round_end(rows[-1], state["server"], state["client_states"])))
     last = r == cfg.rounds or diverged or stopped
     if folder.main and cfg.checkpoint_every and (r % cfg.checkpoint_every == 0 or last):

@@ -5,11 +5,16 @@ once with a ConfigError naming the holder (pid, host, since when) instead of int
 with the first run's. The lock is released when the run ends or its process dies (the kernel drops
 flock locks with the process), so a crashed run never leaves a stale lock behind. Forked ranks
 inherit the parent's lock; under torchrun/srun/mpirun only rank 0 takes it (it is the only writer).
+
+Where it holds: processes on one machine and a local disk (and NFS with working lockd). It is a second guard,
+not the way grids across machines claim jobs (the SLURM or Dask scheduler assigns them): on SMB/CIFS shares
+lock semantics depend on the client and server, and on synced folders (Dropbox, OneDrive, iCloud Drive,
+Syncthing) a lock never reaches the other machine. On Windows, ``msvcrt.locking`` takes the place of
+``flock`` (one byte far past the file's content, released when the process ends), so fedbench imports there.
 """
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import socket
@@ -20,7 +25,32 @@ from typing import Iterator
 
 from fedbench.errors import ConfigError
 
+try:
+    import fcntl
+except ImportError:  # Windows
+    fcntl = None  # type: ignore[assignment]
+    import msvcrt
+
 LOCK_FILE = ".lock"
+LOCK_OFFSET = 1 << 20  # Windows: the locked byte, past the holder's record (which is rewritten under the lock)
+
+
+def _try_lock(fd: int) -> bool:
+    """Take the exclusive lock on ``fd`` without waiting; False when another process holds it."""
+    if fcntl is not None:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            return False
+    os.lseek(fd, LOCK_OFFSET, os.SEEK_SET)
+    try:
+        msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+        return True
+    except OSError:
+        return False
+    finally:
+        os.lseek(fd, 0, os.SEEK_SET)
 
 
 @contextmanager
@@ -33,9 +63,7 @@ def run_folder_lock(folder: Path, enabled: bool = True) -> Iterator[None]:
     path = folder / LOCK_FILE
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+        if not _try_lock(fd):
             holder = path.read_text().strip() or "{}"
             raise ConfigError(f"output_dir {folder} is in use by another run ({holder}); wait for it to finish, "
                               "or use another hydra.run.dir / hydra.sweep.dir") from None

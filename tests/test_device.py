@@ -8,6 +8,7 @@ import socket
 import pytest
 import torch
 
+from fedbench import device as devices
 from fedbench.device import local_rank, resolve_device, to_device
 from fedbench.errors import ConfigError
 from fedbench.run import run
@@ -83,8 +84,8 @@ def test_checkpoints_hold_cpu_tensors_and_resume_on_another_device_setting(tmp_p
 
 
 @pytest.mark.parametrize("device, message", [
-    ("tpu", "device must be auto, cpu, cuda or cuda:N (got 'tpu')"),
-    ("cuda:x", "device must be auto, cpu, cuda or cuda:N (got 'cuda:x')"),
+    ("tpu", "device must be auto, cpu, cuda, cuda:N or mps (got 'tpu')"),
+    ("cuda:x", "device must be auto, cpu, cuda, cuda:N or mps (got 'cuda:x')"),
     (f"cuda:{torch.cuda.device_count()}", f"device must be cpu or auto on a machine with {torch.cuda.device_count()} "
                                           "CUDA GPU(s)"),
 ])
@@ -93,6 +94,34 @@ def test_a_device_that_is_not_there_is_refused_before_anything_is_written(tmp_pa
         run(compose_config([f"device={device}"], tmp_path / "run"))
     assert message in str(err.value)
     assert not (tmp_path / "run").exists()
+
+
+def test_mps_on_a_machine_without_it_is_refused_before_anything_is_written(tmp_path, monkeypatch):
+    monkeypatch.setattr(devices, "mps_available", lambda: False)  # as on this Linux machine (and any non-Apple one)
+    with pytest.raises(ConfigError) as err:
+        run(compose_config(["device=mps"], tmp_path / "run"))
+    assert str(err.value) == ("device must be auto, cpu or cuda on a machine without Apple MPS "
+                              "(torch.backends.mps.is_available() is False) (got 'mps')")
+    assert not (tmp_path / "run").exists()
+
+
+def test_mps_is_refused_with_the_reason_while_fedbench_still_needs_float64_on_the_device(tmp_path, monkeypatch):
+    monkeypatch.setattr(devices, "mps_available", lambda: True)  # an Apple-silicon Mac
+    monkeypatch.setattr(devices, "cuda_count", lambda: 0)
+    assert not devices.MPS_READY
+    with pytest.raises(ConfigError, match=r"^device must be auto or cpu for now: Apple MPS has no float64"):
+        run(compose_config(["device=mps"], tmp_path / "run"))
+    assert not (tmp_path / "run").exists()
+    assert resolve_device("auto") == torch.device("cpu")  # auto does not pick a device the run would fail on
+
+
+def test_auto_picks_mps_on_a_mac_once_fedbench_is_mps_safe(monkeypatch):
+    monkeypatch.setattr(devices, "mps_available", lambda: True)
+    monkeypatch.setattr(devices, "MPS_READY", True)
+    monkeypatch.setattr(devices, "cuda_count", lambda: 0)
+    assert resolve_device("auto") == torch.device("mps") and resolve_device("mps") == torch.device("mps")
+    monkeypatch.setattr(devices, "cuda_count", lambda: 1)  # a CUDA GPU still comes first
+    assert resolve_device("auto") == torch.device("cuda", 0)
 
 
 def test_the_centralized_baseline_runs_on_the_named_device(tmp_path):

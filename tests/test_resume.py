@@ -63,6 +63,20 @@ def test_checkpoint_from_another_config_is_refused_and_nothing_is_touched(tmp_pa
     assert before == after
 
 
+def test_a_run_continues_on_another_machine_whose_data_folder_is_elsewhere(tmp_path):
+    # dataset.root (FEDBENCH_DATA) is where this machine keeps the files, not part of the experiment: a job taken
+    # over by another machine (hydra/launcher=dask) reads the same files at its own path and continues
+    from tests.fake_vision import write_mnist
+
+    write_mnist(tmp_path / "mac"), write_mnist(tmp_path / "pc")
+    args = ["dataset=mnist", "num_clients=6", "local_epochs=1"]
+    run(compose_config([*args, f"dataset.root={tmp_path / 'mac'}", "rounds=2"], tmp_path / "run"))
+    resumed = run(compose_config([*args, f"dataset.root={tmp_path / 'pc'}", "rounds=3"], tmp_path / "run"))
+    whole = run(compose_config([*args, f"dataset.root={tmp_path / 'mac'}", "rounds=3"], tmp_path / "whole"))
+    assert [r["round"] for r in resumed.rows] == [1, 2, 3] and _rows(tmp_path / "run") == _rows(tmp_path / "whole")
+    assert torch.equal(resumed.server["params"], whole.server["params"])
+
+
 def test_corrupt_checkpoint_is_reported_not_overwritten(tmp_path):
     ckpt = tmp_path / "run" / "checkpoint" / "checkpoint.pt"
     ckpt.parent.mkdir(parents=True)
