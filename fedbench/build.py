@@ -17,6 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 from fedbench.algorithms.base import Algorithm
 from fedbench.backends import Backend
 from fedbench.client import ClientPlan
+from fedbench.client_eval import ClientEval, plan_client_eval
 from fedbench.compress.channel import build_channel
 from fedbench.data.base import FederatedData
 from fedbench.device import run_device, to_device
@@ -24,6 +25,7 @@ from fedbench.aggregators import mean
 from fedbench.attacks import flip_labels
 from fedbench.errors import ConfigError, require
 from fedbench.network import Network
+from fedbench.partition.columns import partition_data
 from fedbench.partition.common import label_counts
 from fedbench.schema import check_node
 from fedbench.seeding import derive_seed
@@ -51,6 +53,7 @@ class Experiment:
     channel: Any = None  # fedbench.compress.channel.Channel, None without compression
     threat: ThreatModel = ThreatModel(mean())  # aggregator, attack, dropout, privacy
     device: torch.device = torch.device("cpu")  # where the task, client and test data, server and client states live
+    client_eval: ClientEval | None = None  # per-client evaluation (fedbench.client_eval), None when off
 
 
 def build_part(node: DictConfig, **kwargs: Any) -> Any:
@@ -92,7 +95,8 @@ def build(cfg: DictConfig) -> Experiment:
     device = run_device(cfg)
     data: FederatedData = build_part(cfg.dataset)
     validate_sizes(cfg.num_clients, len(data.y_train))
-    parts = partitioner(data.train_labels, cfg.num_clients, cfg.seed, data.groups)
+    parts = partition_data(partitioner, data, cfg.num_clients, cfg.seed)
+    parts, client_eval = plan_client_eval(cfg.get("eval"), data, parts, cfg.seed, device, topology.name)
     client_data = [(data.x_train[p].contiguous(), data.y_train[p].contiguous()) for p in parts]
     if threat.attack is not None and threat.attack.flips_labels:
         client_data = [(x, flip_labels(y, data.num_classes) if c in threat.byzantine else y)
@@ -113,7 +117,7 @@ def build(cfg: DictConfig) -> Experiment:
     exp = Experiment(data, parts, client_data, task, algorithm, backend, plan, network, speeds,
                      bool(cfg.task.get("local_buffers", False)), topology, cfg.client_speed.step_time_s,
                      build_channel(cfg.compressor, cfg.seed, [tuple(p.shape) for p in task.parameters()]), threat,
-                     device)
+                     device, client_eval=client_eval)
     if backend.check is not None:  # e.g. backend=vectorized refuses what it cannot run, before any round
         backend.check(exp)
     return exp

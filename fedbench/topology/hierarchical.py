@@ -27,6 +27,7 @@ from omegaconf import DictConfig
 
 from fedbench.algorithms.base import Algorithm
 from fedbench.build import Experiment
+from fedbench.client_eval import client_columns
 from fedbench.comm import RoundComm, count_round, raw_bytes
 from fedbench.errors import require
 from fedbench.local import evaluate
@@ -111,14 +112,16 @@ def hierarchical(num_edges: int = 2, edge_rounds: int = 2, seed: int = 0, cloud_
         server = {**state["server"], **cloud}
         model_bytes = nbytes(cloud)
         t_eval = time.perf_counter()
-        acc, loss = math.nan, math.nan
+        acc, loss, per_client = math.nan, math.nan, {}
         if exp.backend.is_main and (r % cfg.eval_every == 0 or r == cfg.rounds):
             acc, loss = evaluate(exp.task, server["params"], exp.data.x_test, exp.data.y_test,
                                  buffers=eval_buffers(exp, server, all_results))
+            per_client = client_columns(exp, server["params"], eval_buffers(exp, server, all_results))
         cloud_sim = star_time(cloud_net, num_edges * model_bytes, num_edges * model_bytes)
         times = {"t0": t0, "aggregate_s": agg_s, "eval_s": time.perf_counter() - t_eval}
         metrics = row(r, all_results, all_ranks, comm, sampled, acc, loss, times, sim_s + cloud_sim, exp)
         metrics.update(threat_columns(exp, cfg, all_results, r, client_states, edge_rounds))
+        metrics.update(per_client)
         if not all_results:
             log.warning("round %d: none of the %d sampled clients reported (dropped out or dropped stragglers); the "
                         "edge models are unchanged", r, sampled)

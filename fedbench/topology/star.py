@@ -14,6 +14,7 @@ from typing import Any
 from omegaconf import DictConfig
 
 from fedbench.build import Experiment
+from fedbench.client_eval import client_columns
 from fedbench.comm import count_round, raw_bytes
 from fedbench.local import evaluate
 from fedbench.network import round_comm_time
@@ -48,14 +49,16 @@ def step(exp: Experiment, cfg: DictConfig, state: TopologyState, r: int) -> tupl
         log.warning("round %d: none of the %d sampled clients reported (dropped out or dropped stragglers); the "
                     "model is unchanged", r, len(clients))
     t_eval = time.perf_counter()
-    acc, loss = math.nan, math.nan
+    acc, loss, per_client = math.nan, math.nan, {}
     if exp.backend.is_main and (r % cfg.eval_every == 0 or r == cfg.rounds):
         acc, loss = evaluate(exp.task, server["params"], exp.data.x_test, exp.data.y_test,
                              buffers=eval_buffers(exp, server, results))
+        per_client = client_columns(exp, server["params"], eval_buffers(exp, server, results))
     comm_sim = round_comm_time(exp.network, len(uploads), comm.bytes_down, comm.bytes_up)
     times = {"t0": t0, "aggregate_s": t_eval - t_agg, "eval_s": time.perf_counter() - t_eval}
     out = row(r, results, ranks, comm, len(clients), acc, loss, times, comm_sim, exp)
     out.update(threat_columns(exp, cfg, results, r, client_states))
+    out.update(per_client)
     if exp.channel is not None:
         out.update(compression_columns(*raw_bytes(server, keys, len(clients), uploads), comm, exp.channel.down))
     return {"server": server, "client_states": client_states}, {**out, **extra}
