@@ -30,6 +30,7 @@ from torch import Tensor
 
 from fedbench.data.base import FederatedData
 from fedbench.errors import require, require_choice
+from fedbench.local import evaluate
 from fedbench.seeding import numpy_generator
 
 MODES = ("auto", True, False)
@@ -121,8 +122,6 @@ def plan_client_eval(node: Mapping[str, Any] | None, data: FederatedData, parts:
 
 def client_columns(exp: Any, params: Tensor, buffers: Tensor | None = None) -> dict[str, float]:
     """The per-client accuracy columns of ``params`` (empty when per-client evaluation is off)."""
-    from fedbench.local import evaluate
-
     plan: ClientEval | None = getattr(exp, "client_eval", None)
     if plan is None or not plan.data:
         return {}

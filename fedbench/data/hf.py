@@ -127,8 +127,9 @@ def hf(path: str | None = None, split: str = "train", test_split: str | None = "
     return _data(path, x_tr, y_tr, x_te, y_te, classes, columns, normalize)
 
 
-def _natural(path, x_tr, y_tr, x_te, y_te, classes, columns, client_key, test_keys, fraction, min_samples,
-             test_fraction, rng, normalize) -> FederatedData:
+def _natural(path: str, x_tr: np.ndarray, y_tr: np.ndarray, x_te: np.ndarray, y_te: np.ndarray, classes: int,
+             columns: dict[str, np.ndarray], client_key: str, test_keys: np.ndarray | None, fraction: float,
+             min_samples: int, test_fraction: float, rng: np.random.Generator, normalize: bool) -> FederatedData:
     """Rows regrouped by user: ``groups`` and ``test_groups`` index each user's rows."""
     train, test = _by_user(columns[client_key], test_keys, fraction, min_samples, test_fraction, rng)
     if not train:
@@ -149,7 +150,8 @@ def _natural(path, x_tr, y_tr, x_te, y_te, classes, columns, client_key, test_ke
                          test_groups=test_groups, train_columns=data.train_columns)
 
 
-def _data(path, x_tr, y_tr, x_te, y_te, classes, columns, normalize) -> FederatedData:
+def _data(path: str, x_tr: np.ndarray, y_tr: np.ndarray, x_te: np.ndarray, y_te: np.ndarray, classes: int,
+          columns: dict[str, np.ndarray], normalize: bool) -> FederatedData:
     tokens = np.issubdtype(x_tr.dtype, np.integer)
     if normalize and not tokens:
         x_tr, x_te = C.standardize(x_tr, x_te)
