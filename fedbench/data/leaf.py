@@ -25,9 +25,6 @@ from fedbench.data.users import Samples, assemble, check_sampling, keep_users, s
 from fedbench.errors import ConfigError, require_choice
 from fedbench.seeding import numpy_generator
 
-UserData = dict[str, dict[str, list]]
-
-
 def _folder(root: str | None, name: str) -> Path:
     """The folder holding ``train/`` + ``test/`` or ``all_data/`` (``root`` itself, or its ``data/``)."""
     if root is None:
@@ -41,28 +38,25 @@ def _folder(root: str | None, name: str) -> Path:
                       "datasets.md) and point dataset.root at data/" + name + "/data")
 
 
-def read_users(folder: Path) -> UserData:
-    """Every user's ``{"x", "y"}`` from the JSON files of ``folder`` (a user split over several files is merged)."""
+def read_users(folder: Path, convert: Callable[[list, list], Samples]) -> dict[str, Samples]:
+    """Every user's samples in the JSON files of ``folder``, converted to arrays file by file (a full LEAF dataset
+    as Python lists would need tens of GB); a user split over several files is merged."""
     files = sorted(folder.glob("*.json"))
     if not files:
         raise ConfigError(f"dataset.root: {folder} holds no LEAF .json file")
-    users: UserData = {}
+    parts: dict[str, list[Samples]] = {}
     for f in files:
         try:
             payload = json.loads(f.read_text())
             for user in payload["users"]:
                 data = payload["user_data"][user]
-                entry = users.setdefault(str(user), {"x": [], "y": []})
-                entry["x"].extend(data["x"])
-                entry["y"].extend(data["y"])
+                if len(data["y"]):
+                    parts.setdefault(str(user), []).append(convert(data["x"], data["y"]))
         except (ValueError, KeyError, TypeError) as err:
             raise ConfigError(f"dataset.root: {f} is not a LEAF JSON file ({type(err).__name__}: {err}; expected "
                               "'users' and 'user_data': {user: {x, y}})") from err
-    return users
-
-
-def _convert(users: UserData, names: list[str], convert: Callable[[list, list], Samples]) -> list[Samples]:
-    return [convert(users[u]["x"], users[u]["y"]) for u in names]
+    return {u: ps[0] if len(ps) == 1 else (np.concatenate([x for x, _ in ps]), np.concatenate([y for _, y in ps]))
+            for u, ps in parts.items()}
 
 
 def load_users(root: str | None, name: str, convert: Callable[[list, list], Samples], fraction: float,
@@ -73,15 +67,15 @@ def load_users(root: str | None, name: str, convert: Callable[[list, list], Samp
     folder = _folder(root, name)
     rng = numpy_generator(seed, "leaf", name)
     if (folder / "train").is_dir():
-        train, test = read_users(folder / "train"), read_users(folder / "test")
-        names = sorted(u for u in train if train[u]["y"] and test.get(u, {}).get("y"))
-        sizes = [len(train[u]["y"]) + len(test[u]["y"]) for u in names]
+        train, test = read_users(folder / "train", convert), read_users(folder / "test", convert)
+        names = sorted(u for u in train if u in test)
+        sizes = [len(train[u][1]) + len(test[u][1]) for u in names]
         names = [names[i] for i in keep_users(sizes, fraction, min_samples, rng)]
-        return _convert(train, names, convert), _convert(test, names, convert)
-    everything = read_users(folder / "all_data")
+        return [train[u] for u in names], [test[u] for u in names]
+    everything = read_users(folder / "all_data", convert)
     names = sorted(everything)
-    names = [names[i] for i in keep_users([len(everything[u]["y"]) for u in names], fraction, min_samples, rng)]
-    _, train, test = split_users(_convert(everything, names, convert), test_fraction, rng, gap)
+    names = [names[i] for i in keep_users([len(everything[u][1]) for u in names], fraction, min_samples, rng)]
+    _, train, test = split_users([everything[u] for u in names], test_fraction, rng, gap)
     return train, test
 
 
