@@ -16,6 +16,7 @@ from fedbench import compat
 from fedbench.algorithms.base import Algorithm
 from fedbench.backends.base import Backend
 from fedbench.client import ClientPlan
+from fedbench.client_eval import plan_client_eval
 from fedbench.compress.channel import build_channel
 from fedbench.data.base import FederatedData
 from fedbench.device import run_device, to_device
@@ -24,6 +25,7 @@ from fedbench.attacks import flip_labels
 from fedbench.errors import ConfigError, require
 from fedbench.network import Network
 from fedbench.params import get_buffers
+from fedbench.partition.columns import partition_data
 from fedbench.partition.common import label_counts
 from fedbench.sampling import resolve_sampling
 from fedbench.parts import build_part
@@ -66,7 +68,9 @@ def build(cfg: DictConfig) -> Experiment:
     device = run_device(cfg)
     data: FederatedData = build_part(cfg.dataset)
     validate_sizes(cfg.num_clients, len(data.y_train))
-    parts = partitioner(data.train_labels, cfg.num_clients, cfg.seed, data.groups)
+    parts = partition_data(partitioner, data, cfg.num_clients, cfg.seed)
+    parts, client_eval = plan_client_eval(cfg.get("eval"), data, parts, cfg.seed, device, topology.name,
+                                          topology.capabilities.evaluates_clients)
     client_data = [(data.x_train[p].contiguous(), data.y_train[p].contiguous()) for p in parts]
     if threat.attack is not None and threat.attack.flips_labels:
         client_data = [(x, flip_labels(y, data.num_classes) if c in threat.byzantine else y)
@@ -85,7 +89,7 @@ def build(cfg: DictConfig) -> Experiment:
     exp = Experiment(data, parts, client_data, task, algorithm, backend, plan, network, speeds,
                      local_buffers, topology, cfg.client_speed.step_time_s,
                      build_channel(cfg.compressor, cfg.seed, [tuple(p.shape) for p in task.parameters()]), threat,
-                     device, sampling)
+                     device, sampling, client_eval)
     if backend.check is not None:  # e.g. backend=vectorized refuses what it cannot run, before any round
         backend.check(exp)
     return exp

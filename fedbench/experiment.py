@@ -17,6 +17,7 @@ from fedbench.aggregators import mean
 from fedbench.algorithms.base import Algorithm
 from fedbench.backends.base import Backend
 from fedbench.client import ClientPlan
+from fedbench.client_eval import ClientEval
 from fedbench.compress.channel import Channel
 from fedbench.data.base import FederatedData
 from fedbench.network import Network
@@ -43,3 +44,4 @@ class Experiment:
     threat: ThreatModel = ThreatModel(mean())  # aggregator, attack, dropout, privacy
     device: torch.device = torch.device("cpu")  # where the task, client and test data, server and client states live
     sampling: str = "fixed"  # client_sampling, resolved: fixed | poisson (fedbench.sampling)
+    client_eval: ClientEval | None = None  # per-client evaluation (fedbench.client_eval), None when off

@@ -226,11 +226,13 @@ def gradient(task: LightningModule, start: Tensor, x: Tensor, y: Tensor, *, batc
 def evaluate(task: LightningModule, params: Tensor, x: Tensor, y: Tensor, chunk: int = 4096,
              buffers: Tensor | None = None) -> tuple[float, float]:
     """(accuracy, mean loss) of ``params`` on ``(x, y)``, through the task's ``validation_step``,
-    which returns the chunk's summed loss and correct count (``{"loss_sum", "correct"}``)."""
+    which returns the chunk's summed loss and correct count (``{"loss_sum", "correct"}``), and optionally
+    ``count``, the number of scored targets (tokens of a sequence task; default: the chunk's samples)."""
     load(task, params, buffers)
     task.eval()
     loss_sum = torch.zeros((), dtype=torch.float64, device=params.device)  # summed on the device, read once
     correct = torch.zeros((), dtype=torch.int64, device=params.device)
+    count = torch.zeros((), dtype=torch.int64, device=params.device)
     with collecting_logs(task):
         for i, start in enumerate(range(0, len(y), chunk)):
             xb, yb = x[start : start + chunk].to(params.device), y[start : start + chunk].to(params.device)
@@ -240,4 +242,6 @@ def evaluate(task: LightningModule, params: Tensor, x: Tensor, y: Tensor, chunk:
                                   f"correct}} of its batch for fedbench's evaluation (got {type(out).__name__})")
             loss_sum += torch.as_tensor(out["loss_sum"]).to(loss_sum)
             correct += torch.as_tensor(out["correct"]).to(correct)
-    return int(correct) / len(y), float(loss_sum) / len(y)
+            count += torch.as_tensor(out.get("count", len(yb))).to(count)
+    n = int(count)
+    return (int(correct) / n, float(loss_sum) / n) if n else (float("nan"), float("nan"))

@@ -22,14 +22,15 @@ from typing import Any, Callable
 from omegaconf import DictConfig
 
 from fedbench.algorithms.base import LocalResult, State, Upload
+from fedbench.client_eval import client_columns
 from fedbench.comm import RoundComm, count_round
 from fedbench.experiment import Experiment
 from fedbench.network import round_comm_time
 from fedbench.params import nbytes
 from fedbench.round_columns import compression_columns, row, threat_columns
 from fedbench.sampling import clients_per_round
-from fedbench.stages import (broadcast_keys, evaluate_model, local_work, make_uploads, mean_buffers, participants,
-                             server_step)
+from fedbench.stages import (broadcast_keys, eval_buffers, evaluate_model, evaluates, local_work, make_uploads,
+                             mean_buffers, participants, server_step)
 
 log = logging.getLogger("fedbench")
 
@@ -166,8 +167,12 @@ def keep_server(ctx: RoundContext) -> None:
 
 
 def evaluate_server(ctx: RoundContext) -> None:
-    """The reported model (``out["server"]``) on the test set."""
-    ctx.accuracy = evaluate_model(ctx.exp, ctx.cfg, ctx.r, ctx.out["server"], ctx.all_results)
+    """The reported model (``out["server"]``) on the test set, and on each evaluated client's own data
+    (:mod:`fedbench.client_eval`: the client-accuracy columns) when per-client evaluation is on."""
+    server = ctx.out["server"]
+    ctx.accuracy = evaluate_model(ctx.exp, ctx.cfg, ctx.r, server, ctx.all_results)
+    if evaluates(ctx.exp, ctx.cfg, ctx.r):
+        ctx.columns.update(client_columns(ctx.exp, server["params"], eval_buffers(ctx.exp, server, ctx.all_results)))
 
 
 def subround_key(ctx: RoundContext, k: int) -> int:

@@ -160,11 +160,16 @@ def eval_buffers(exp: Experiment, server: State, results: Sequence[LocalResult])
     return buffers if buffers is not None else server.get("buffers")
 
 
+def evaluates(exp: Experiment, cfg: DictConfig, r: int) -> bool:
+    """Whether round ``r`` is evaluated: on rank 0, every ``eval_every`` rounds and after the last."""
+    return exp.backend.is_main and (r % cfg.eval_every == 0 or r == cfg.rounds)
+
+
 def evaluate_model(exp: Experiment, cfg: DictConfig, r: int, server: State,
                    results: Sequence[LocalResult]) -> tuple[float, float]:
-    """(accuracy, loss) of ``server``'s model on the test set, on rank 0 every ``eval_every`` rounds and after the
-    last; (nan, nan) otherwise."""
-    if not (exp.backend.is_main and (r % cfg.eval_every == 0 or r == cfg.rounds)):
+    """(accuracy, loss) of ``server``'s model on the test set in an evaluated round (:func:`evaluates`); (nan, nan)
+    otherwise."""
+    if not evaluates(exp, cfg, r):
         return math.nan, math.nan
     return evaluate(exp.task, server["params"], exp.data.x_test, exp.data.y_test,
                     buffers=eval_buffers(exp, server, results))

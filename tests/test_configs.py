@@ -16,13 +16,14 @@ from fedbench.privacy import Privacy
 from fedbench.server_optimizers import ServerOptimizer
 from fedbench.topology import Topology
 from tests.conftest import CONF
+from tests.fake_federated import write_cifar100, write_hf_images, write_leaf_femnist, write_leaf_shakespeare
 from tests.fake_vision import write_cifar10, write_mnist
 
 GROUPS = ("algorithm", "dataset", "partitioner", "model", "backend", "logger", "server_optimizer", "task", "paradigm",
           "topology", "compressor", "aggregator", "attack", "privacy")
 OPTIONS = sorted((p.parent.name, p.stem) for p in CONF.glob("*/*.yaml") if p.parent.name in GROUPS)
 STUDIES = sorted(p.stem for p in CONF.glob("study/*.yaml"))
-GLOBAL_GROUPS = ("arm", "fedavg_arch")  # @package _global_ option groups that studies sweep with "+group=option"
+GLOBAL_GROUPS = ("arm", "fedavg_arch", "leaf_arm", "fedopt_task")  # @package _global_ option groups that studies sweep with "+group=option"
 GLOBAL_OPTIONS = sorted(f"{p.parent.name}/{p.stem}.yaml" for g in GLOBAL_GROUPS for p in CONF.glob(f"{g}/*.yaml"))
 LAUNCHERS = sorted(p.stem for p in CONF.glob("hydra/launcher/*.yaml"))
 HPO_PRESETS = sorted(p.stem for p in CONF.glob("hpo/*.yaml"))  # checked by tests/test_hpo.py
@@ -44,8 +45,43 @@ def vision_root(tmp_path, monkeypatch) -> Path:
     import torchvision.datasets.cifar as tv_cifar
 
     write_mnist(tmp_path), write_mnist(tmp_path, folder="FashionMNIST"), write_cifar10(tmp_path)
+    write_cifar100(tmp_path), write_leaf_femnist(tmp_path), write_leaf_shakespeare(tmp_path)
+    if HF:
+        write_hf_images(tmp_path / "hf")
     monkeypatch.setattr(tv_cifar, "check_integrity", lambda *args, **kwargs: True)
     return tmp_path
+
+
+def _has_hf() -> bool:
+    import importlib.util
+
+    return all(importlib.util.find_spec(m) is not None for m in ("datasets", "flwr_datasets"))
+
+
+HF = _has_hf()  # the optional extra (uv sync --extra hf)
+NEEDS_HF = {("dataset", "hf"), ("partitioner", "flwr")}
+
+
+def data_overrides(option: str, root: Path) -> list[str]:
+    """Where the test's fake files of a dataset option lie."""
+    if option in ("mnist", "fashion_mnist", "cifar10", "cifar100"):
+        return [f"dataset.root={root}"]
+    if option in ("femnist", "shakespeare"):
+        return [f"dataset.root={root / option / 'data'}"]
+    if option == "hf":
+        return [f"dataset.path={root / 'hf'}", "dataset.image_key=image", "dataset.label_key=character",
+                "dataset.test_split=null"]
+    return []
+
+
+# studies whose data the test writes small: (overrides), e.g. the users its fake LEAF files hold
+STUDY_OVERRIDES = {
+    "fedavg_mnist": lambda root: [f"dataset.root={root}", "num_clients=20"],  # 60 fake images: 3 per client
+    "leaf_femnist": lambda root: [f"dataset.root={root / 'femnist' / 'data'}", "num_clients=3", "clients_per_round=3"],
+    "leaf_shakespeare": lambda root: [f"dataset.root={root / 'shakespeare' / 'data'}", "num_clients=2",
+                                      "clients_per_round=2"],
+    "fedopt_reddi": lambda root: [f"dataset.root={root}", "num_clients=5", "clients_per_round=5"],
+}
 
 
 def test_every_group_has_options():
@@ -55,7 +91,9 @@ def test_every_group_has_options():
 
 @pytest.mark.parametrize("group,option", OPTIONS, ids=[f"{g}={o}" for g, o in OPTIONS])
 def test_option_composes_and_instantiates(make_cfg, vision_root, tmp_path, group, option):
-    extra = [f"dataset.root={vision_root}"] if group == "dataset" and option in ("mnist", "fashion_mnist", "cifar10") else []
+    if (group, option) in NEEDS_HF and not HF:
+        pytest.skip("the optional extra hf is not installed (uv sync --extra hf)")
+    extra = data_overrides(option, vision_root) if group == "dataset" else []
     cfg = make_cfg(f"{group}={option}", *extra)
     if group == "paradigm":  # an @package _global_ group: its name and the runner run() calls
         assert cfg.paradigm == option and callable(instantiate(cfg.runner))
@@ -80,7 +118,8 @@ def test_option_composes_and_instantiates(make_cfg, vision_root, tmp_path, group
     elif group in NONE_OR:
         assert part is None if option == "none" else isinstance(part, NONE_OR[group])
     elif group == "model":
-        assert sum(p.numel() for p in part(input_shape=(1, 28, 28), num_classes=10).parameters()) > 0
+        shape = (80,) if option == "char_lstm" else (1, 28, 28)  # the character LSTM reads token sequences
+        assert sum(p.numel() for p in part(input_shape=shape, num_classes=10).parameters()) > 0
     elif group == "partitioner":
         assert callable(part)
     elif group == "logger":
@@ -119,8 +158,7 @@ def test_study_composes_and_builds(make_cfg, vision_root, study):
     from fedbench.validate import validate_knobs
 
     jobs = _sweep(study)
-    # the fake MNIST files hold 60 training images: 20 clients keep 3 each
-    root = [f"dataset.root={vision_root}", "num_clients=20"] if study == "fedavg_mnist" else []
+    root = STUDY_OVERRIDES[study](vision_root) if study in STUDY_OVERRIDES else []
     for job in jobs:  # every job of the grid composes and passes the knob checks
         validate_knobs(make_cfg(f"+study={study}", *root, *job))
     cfg = make_cfg(f"+study={study}", *root, *jobs[0])

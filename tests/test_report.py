@@ -9,6 +9,7 @@ import sys
 
 import pytest
 
+from fedbench.report import analysis as A
 from fedbench.report.__main__ import main as report
 from tests.conftest import ROOT
 
@@ -89,7 +90,8 @@ def test_communication_study_bytes_equal_the_analytic_totals(tmp_path):
     out = tmp_path / "report"
     assert report([str(sweep), "--out", str(out)]) == 0
     comm = _md_rows((out / "systems_report.md").read_text(), "group | method")
-    assert len(comm) == 3 and all(row[5] == "0" for row in comm)
+    difference = A.COMM_HEADER.index("difference")  # analytic minus measured bytes
+    assert len(comm) == 3 and all(row[difference] == "0" for row in comm) and all(row[4] == "measured" for row in comm)
 
 
 def test_empty_and_unfinished_sweeps_say_what_is_missing(tmp_path, capsys):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Mapping
 
 import numpy as np
 import torch
@@ -11,13 +12,22 @@ from torch import Tensor
 
 @dataclass(frozen=True)
 class FederatedData:
-    """Train/test tensors plus, for naturally federated data, each device's train indices.
+    """Train/test tensors plus, for naturally federated data, each user's train (and test) indices.
 
     Attributes:
         name: dataset name, for logs and reports.
-        x_train, y_train, x_test, y_test: float32 features shaped ``(N, *input_shape)``, int64 labels.
-        num_classes: number of label classes.
-        groups: per-device train indices for naturally federated data (``None`` otherwise).
+        x_train, y_train, x_test, y_test: features shaped ``(N, *input_shape)`` (float32, or int64 token ids
+            for text) and int64 labels: ``(N,)``, or ``(N, T)`` per-token targets for sequence tasks (padded
+            positions hold -100, PyTorch's ``ignore_index``).
+        num_classes: number of label classes (the vocabulary size for next-token targets).
+        groups: per-user train indices for naturally federated data (``None`` otherwise); ``partitioner=natural``
+            makes one client of each.
+        test_groups: per-user indices into the test set, aligned with ``groups``, where the dataset keeps each
+            user's own test split (LEAF); the test set is then the union of these splits, as LEAF evaluates.
+            Per-client evaluation (:mod:`fedbench.client_eval`) reads them.
+        train_columns: per-training-sample metadata a partitioner may read, by name (CIFAR-100's
+            ``coarse_label``, a Hugging Face dataset's ``writer_id``, ...). A partitioner declares the
+            columns it needs (:mod:`fedbench.partition.columns`); nothing looks them up by dataset name.
     """
 
     name: str
@@ -27,6 +37,8 @@ class FederatedData:
     y_test: Tensor
     num_classes: int
     groups: list[np.ndarray] | None = None
+    test_groups: list[np.ndarray] | None = None
+    train_columns: Mapping[str, np.ndarray] | None = None
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -34,7 +46,10 @@ class FederatedData:
 
     @property
     def train_labels(self) -> np.ndarray:
-        return self.y_train.numpy()
+        """One label per training sample: the label, or for per-token targets the sequence's last target
+        (the next token after the sequence), which partitioners and the partition picture use."""
+        y = self.y_train.numpy()
+        return y if y.ndim == 1 else y[:, -1]
 
 
 def stratified_split(

@@ -58,9 +58,10 @@ _TABLE_COLUMNS = ("label", "run", "seed", "world_size")
 def extra_columns(metrics: pd.DataFrame) -> list[str]:
     """Numeric per-round columns beyond fedbench's standard ones (a server update's metrics such as
     FedNova's ``tau_eff``, a task's ``self.log`` values, ...), in the order they appear."""
+    from fedbench.client_eval import COLUMNS as CLIENT_COLUMNS  # the per-client accuracy section shows these
     from fedbench.metrics import COLUMNS
 
-    return [c for c in metrics.columns if c not in COLUMNS and c not in _TABLE_COLUMNS
+    return [c for c in metrics.columns if c not in COLUMNS and c not in _TABLE_COLUMNS and c not in CLIENT_COLUMNS
             and pd.api.types.is_numeric_dtype(metrics[c]) and metrics[c].notna().any()]
 
 

@@ -10,6 +10,7 @@ from typing import Any, Sequence
 import pandas as pd
 
 from fedbench.report import analysis as A
+from fedbench.report import client_accuracy
 from fedbench.report import figures as F
 from fedbench.report import hpo_section
 from fedbench.report import provenance as P
@@ -80,7 +81,8 @@ def write_report(runs: Sequence[RunRecord], problems: Sequence[RunRecord], out: 
              "model's fp32 size per direction and round, a formula). Analytic totals use P parameters of 4 bytes. The network model adds `comm_sim_s` per round "
              "(latency + size / bandwidth for the configured collective).", "",
              img("accuracy_vs_bytes", "accuracy vs bytes"), "", img("time_breakdown", "time breakdown"), ""]
-    for section in (S.backends, S.topologies, S.compression, S.robustness, S.privacy, S.pipeline):
+    for section in (S.backends, S.topologies, S.compression, S.robustness, S.privacy, S.pipeline,
+                    client_accuracy.section):
         text += section(runs, groups, metrics, out, figs, img)
     extra = A.extra_columns(metrics)
     if extra:
