@@ -38,7 +38,7 @@ from typing import Callable, Sequence
 import torch
 from torch import Tensor
 
-from fedbench.errors import require
+from fedbench.errors import ConfigError, require
 from fedbench.params import normalized_weights, weighted_mean
 
 log = logging.getLogger("fedbench")
@@ -50,13 +50,15 @@ Combine = Callable[[Sequence[Tensor], Sequence[float], "Tensor | None"], Tensor]
 class Aggregator:
     """A named ``combine`` rule and the fewest uploads it is defined for (``min_uploads``); ``is_mean``: the plain
     weighted mean every algorithm defaults to (any other rule replaces it, which needs a server and an algorithm
-    that averages its uploads)."""
+    that averages its uploads); ``check_uploads(n, where)`` refuses, before any work, a rule that cannot work with
+    ``n`` uploads per aggregation (``where`` says how n arises)."""
 
     name: str
     combine: Combine
     min_uploads: int = 1
     options: dict = field(default_factory=dict)
     is_mean: bool = False
+    check_uploads: Callable[[int, str], None] = lambda n, where: None
 
 
 def _stack(vectors: Sequence[Tensor]) -> Tensor:
@@ -172,9 +174,19 @@ def krum_rule(f: int = 1, m: int = 1, weighted: bool = False) -> Aggregator:
     require(isinstance(f, int) and not isinstance(f, bool) and f >= 0, "aggregator.f", "an integer >= 0", f)
     require(isinstance(m, int) and not isinstance(m, bool) and m >= 1, "aggregator.m", "an integer >= 1", m)
     require(isinstance(weighted, bool), "aggregator.weighted", "true or false", weighted)
-    return Aggregator("krum" if m == 1 else "multi_krum",
-                      lambda vs, ws, c=None: krum(vs, f, m, ws if weighted else None),
-                      min_uploads=2 * f + 3, options={"f": f, "m": m, "weighted": weighted})
+    name = "krum" if m == 1 else "multi_krum"
+
+    def check_uploads(n: int, where: str) -> None:
+        if n < 2 * f + 3:
+            raise ConfigError(f"aggregator.f: {name} needs n > 2f + 2 uploads per aggregation; this run aggregates "
+                              f"n = {n} ({where}), so f must be <= {max((n - 3) // 2, 0)} (got f={f})")
+        if m > n - f:
+            raise ConfigError(f"aggregator.m: {name} averages the m best of the n - f uploads it keeps; this run "
+                              f"aggregates n = {n} ({where}) with f = {f}, so m must be <= {n - f} (got m={m})")
+
+    return Aggregator(name, lambda vs, ws, c=None: krum(vs, f, m, ws if weighted else None),
+                      min_uploads=max(2 * f + 3, m + f), options={"f": f, "m": m, "weighted": weighted},
+                      check_uploads=check_uploads)
 
 
 def rfa(iters: int = 3, nu: float = 1e-6) -> Aggregator:

@@ -21,6 +21,7 @@ from fedbench.compress.channel import build_channel
 from fedbench.data.base import FederatedData
 from fedbench.device import run_device, to_device
 from fedbench.experiment import Experiment
+from fedbench.local import collecting_logs
 from fedbench.attacks import flip_labels
 from fedbench.errors import ConfigError, require
 from fedbench.network import Network
@@ -82,6 +83,7 @@ def build(cfg: DictConfig) -> Experiment:
     data = replace(data, x_test=data.x_test.to(device), y_test=data.y_test.to(device))
     task = task.to(device)
     check_batch_norm(task, [len(p) for p in parts], cfg.batch_size)
+    check_inputs(task, client_data[0], cfg.model.get("_target_", "?"))
     local_buffers = bool(cfg.task.get("local_buffers", False))
     compat.check_model(task, topology, threat, local_buffers, get_buffers(task) is not None)
     plan = ClientPlan(cfg.batch_size, cfg.seed, cfg.lr, privacy.client_dp if privacy is not None else None)
@@ -122,6 +124,23 @@ def check_batch_norm(task: LightningModule, sizes: list[int], batch_size: int | 
     bad = [n for n in sizes if (n if batch_size is None or batch_size >= n else n % batch_size) == 1]
     require(not bad, "batch_size", f"a size that leaves no client a last batch of 1 sample with a BatchNorm model "
             f"({len(bad)} client(s) have such a size, e.g. {bad[0] if bad else 0} samples)", batch_size)
+
+
+def check_inputs(task: LightningModule, sample: tuple[torch.Tensor, torch.Tensor], model: str) -> None:
+    """One evaluation step on two of a client's samples before any training: a model that cannot take the dataset's
+    inputs (shape, channels, classes) is refused with the reason, not discovered in round 1."""
+    x, y = sample
+    was_training = task.training
+    task.eval()
+    try:
+        with torch.no_grad(), collecting_logs(task):
+            task.validation_step((x[:2], y[:2]), 0)
+    except Exception as err:  # noqa: BLE001 - the model's own error says what does not fit
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ConfigError(f"model: {model.rsplit('.', 1)[-1]} cannot take this dataset's samples (inputs of shape "
+                          f"{tuple(x.shape[1:])}, {type(err).__name__}: {first})") from None
+    finally:
+        task.train(was_training)
 
 
 def save_partition(exp: Experiment, output_dir: Path) -> None:

@@ -23,7 +23,7 @@ import torch
 from fedbench.device import to_device
 
 from fedbench.dicts import flatten
-from fedbench.errors import ConfigError
+from fedbench.errors import ConfigError, RunFolderError
 
 FORMAT = 2  # 2: client states with named fields (algorithm, channel, privacy, buffers)
 FILENAME = "checkpoint.pt"
@@ -34,7 +34,11 @@ RESUMABLE_DIFFERENCES = ("output_dir", "resume", "checkpoint_every", "rounds", "
 
 
 class CheckpointError(ConfigError):
-    """A checkpoint is unreadable or belongs to a different experiment."""
+    """A checkpoint belongs to a different experiment (or cannot be found where ``resume`` points)."""
+
+
+class DamagedCheckpoint(RunFolderError, CheckpointError):
+    """A checkpoint is unreadable, truncated, of another format or fails its checksum (exit status 5)."""
 
 
 def comparable(config: dict[str, Any]) -> dict[str, Any]:
@@ -127,20 +131,21 @@ def load(path: Path, config: dict[str, Any]) -> dict[str, Any]:
     try:
         payload = torch.load(path, weights_only=True, map_location="cpu")
     except Exception as err:  # noqa: BLE001 - any unpickling failure means a corrupt file
-        raise CheckpointError(f"checkpoint {path} is corrupt or unreadable ({type(err).__name__}: {err}); "
+        first = str(err).strip().splitlines()[0] if str(err).strip() else ""
+        raise DamagedCheckpoint(f"checkpoint {path} is corrupt or unreadable ({type(err).__name__}: {first}); "
                               "move it away to start over, or pass resume=<another checkpoint>") from err
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         found = payload.get("format") if isinstance(payload, dict) else None
-        raise CheckpointError(f"checkpoint {path} has format {found}, not {FORMAT} (written by "
+        raise DamagedCheckpoint(f"checkpoint {path} has format {found}, not {FORMAT} (written by "
                               f"{'an older' if isinstance(found, int) and found < FORMAT else 'another'} fedbench); "
                               "resume=none starts over in this folder, or use a new output directory")
     missing = [k for k in ("round", "rows", "fingerprint", "config", "server") if k not in payload]
     if missing:
-        raise CheckpointError(f"checkpoint {path} lacks {', '.join(missing)} (not written by fedbench, or truncated); "
+        raise DamagedCheckpoint(f"checkpoint {path} lacks {', '.join(missing)} (not written by fedbench, or truncated); "
                               "move it away to start over")
     body = {k: v for k, v in payload.items() if k not in ("format", "checksum")}
     if "checksum" in payload and payload["checksum"] != checksum(body):
-        raise CheckpointError(f"checkpoint {path} fails its checksum (the file was altered or damaged on disk); "
+        raise DamagedCheckpoint(f"checkpoint {path} fails its checksum (the file was altered or damaged on disk); "
                               "move it away to start over, or pass resume=<another checkpoint>")
     if payload["fingerprint"] != fingerprint(config):
         diff = differing_keys(payload["config"], comparable(config))

@@ -1,33 +1,87 @@
-"""Command-line glue: run a config, turning bad input into one clear line and exit code 2.
+"""The ``fedbench`` command: every failure a user can cause ends as one line ``fedbench: <kind>: <message>`` with a
+distinct exit status, before anything is written, and secrets are masked in it.
 
-A run that diverges exits with status 3 after writing its records. In a multirun (``-m``), one
-job's failure (or divergence) does not end the sweep: the job's folder gets a
-``failure.json`` saying why (the error, its type and traceback), the other jobs run, and when the
-sweep ends :class:`SweepFailures` lists the failed jobs and exits with their number as status.
+=======  ==========================================================================================
+status   meaning
+=======  ==========================================================================================
+0        the run (or every job of the sweep) finished
+2        invalid configuration: a bad value, option, override, combination or another run's folder
+3        the run diverged (its records are complete)
+4        cannot run here: the machine lacks what a valid config needs (e.g. FedML's environment)
+5        the run folder cannot be used: unwritable, or a record in it is damaged (nothing is changed)
+k        in a multirun: the number of jobs that failed (each has a ``failure.json``)
+=======  ==========================================================================================
+
+The command line is checked before Hydra runs and before torch is imported (:mod:`fedbench.precheck`), so a typo
+is answered in about a second. ``HYDRA_FULL_ERROR=1`` shows full tracebacks instead. In a multirun (``-m``) one
+job's failure (or divergence) does not end the sweep: the job's folder gets a ``failure.json`` saying why, the other
+jobs run, and when the sweep ends :class:`SweepFailures` lists the failed jobs and exits with their number.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 import time
 import traceback
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from fedbench.config import check_added_keys
-from fedbench.errors import ConfigError, SetupError
+from fedbench.config import CONF, check_added_keys
+from fedbench.errors import ConfigError, RunFolderError, SetupError
+from fedbench.secrets import MaskingFilter, mask
 
 log = logging.getLogger("fedbench")
 FAILURE_FILE = "failure.json"
+STATUS = {"invalid configuration": 2, "diverged": 3, "cannot run here": 4, "run folder": 5}
 
 
 class Diverged(RuntimeError):
     """A run stopped because its training diverged (its records are complete; exit status 3)."""
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """``fedbench [overrides]`` (and ``python -m fedbench``): check the command line, then run it through Hydra."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args in (["--help"], ["-h"]):
+        from fedbench.cli_help import help_text
+
+        try:
+            print(help_text())
+        except BrokenPipeError:  # `fedbench --help | head`
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return
+    if not os.environ.get("HYDRA_FULL_ERROR"):
+        from fedbench.precheck import precheck
+
+        try:
+            precheck(args)
+        except RunFolderError as err:
+            _exit("run folder", err)
+        except ConfigError as err:
+            _exit("invalid configuration", err)
+    sys.argv = [sys.argv[0], *args]
+    _hydra_main()
+
+
+def _hydra_main() -> None:
+    import hydra
+
+    @hydra.main(version_base="1.3", config_path=str(CONF), config_name="config")
+    def run_job(cfg: DictConfig) -> float | None:
+        return guarded(cfg)
+
+    run_job()
+
+
+def _exit(kind: str, err: BaseException) -> None:
+    print(f"fedbench: {kind}: {mask(str(err))}", file=sys.stderr)
+    sys.exit(STATUS[kind])
 
 
 def _in_multirun() -> bool:
@@ -51,19 +105,26 @@ def _command_overrides() -> list[str]:
 
 
 def record_failure(output_dir: str | Path, err: BaseException) -> Path:
-    """Write ``<output_dir>/failure.json``: what went wrong in this job."""
+    """Write ``<output_dir>/failure.json``: what went wrong in this job (secrets masked)."""
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
-    payload = {"status": "failed", "error": str(err), "type": type(err).__name__, "time": time.time(),
-               "traceback": "".join(traceback.format_exception(err))}
+    payload = {"status": "failed", "error": mask(str(err)), "type": type(err).__name__, "time": time.time(),
+               "traceback": mask("".join(traceback.format_exception(err)))}
     path = out / FAILURE_FILE
     path.write_text(json.dumps(payload, indent=2) + "\n")
     return path
 
 
+def _mask_logs() -> None:
+    for handler in logging.getLogger().handlers:
+        if not any(isinstance(f, MaskingFilter) for f in handler.filters):
+            handler.addFilter(MaskingFilter())
+
+
 def guarded(cfg: DictConfig) -> float | None:
     """Run ``cfg``; return the final accuracy (the value Hydra sweepers optimise)."""
-    from fedbench.run import run  # heavy imports (torch, lightning) after Hydra parsed the command line
+    _mask_logs()
+    from fedbench.run import run  # heavy imports (torch, lightning) after the command line was checked
 
     multirun = _in_multirun()
     try:
@@ -74,31 +135,45 @@ def guarded(cfg: DictConfig) -> float | None:
                            f"or above diverge_loss); best accuracy {summary['best_accuracy']} at round "
                            f"{summary['best_round']}; records in {cfg.output_dir}")
         result = summary["final_accuracy"]
-    except Diverged as err:
-        return _stop(cfg, err, "", 3, multirun)
-    except ConfigError as err:
-        return _stop(cfg, err, "invalid configuration: ", 2, multirun)
-    except SetupError as err:
-        return _stop(cfg, err, "cannot run here: ", 4, multirun)
-    except Exception as err:  # noqa: BLE001 - in a sweep, record it and go on with the next job
-        if not multirun:
-            raise
-        log.exception("job failed: %s", err)
-        print(f"fedbench: job failed ({type(err).__name__}: {err}); see {Path(cfg.output_dir) / FAILURE_FILE}",
-              file=sys.stderr)
-        record_failure(cfg.output_dir, err)
-        return None
+    except Exception as err:  # noqa: BLE001 - one line per kind; in a sweep, record it and go on
+        return _failed(cfg, err, multirun)
     (Path(cfg.output_dir) / FAILURE_FILE).unlink(missing_ok=True)  # a rerun that succeeded
     return result
 
 
-def _stop(cfg: DictConfig, err: Exception, prefix: str, status: int, multirun: bool) -> None:
-    """One clear line; then exit with ``status``, or in a multirun record the failure and go on."""
-    log.error("%s%s", prefix, err)
-    print(f"fedbench: {prefix}{err}", file=sys.stderr)
+def _kind(cfg: DictConfig, err: BaseException) -> str | None:
+    """Which failure a user can fix ``err`` is (None: a bug, shown with its traceback)."""
+    if isinstance(err, Diverged):
+        return "diverged"
+    if isinstance(err, RunFolderError):
+        return "run folder"
+    if isinstance(err, ConfigError):
+        return "invalid configuration"
+    if isinstance(err, SetupError):
+        return "cannot run here"
+    if isinstance(err, OSError) and err.filename and str(err.filename).startswith(str(cfg.output_dir)):
+        return "run folder"
+    return None
+
+
+def _failed(cfg: DictConfig, err: Exception, multirun: bool) -> None:
+    kind = _kind(cfg, err)
+    if kind is None and not multirun:
+        raise err
+    if kind is None:
+        log.exception("job failed: %s", mask(str(err)))
+        print(f"fedbench: job failed ({type(err).__name__}: {mask(str(err))}); see "
+              f"{Path(cfg.output_dir) / FAILURE_FILE}", file=sys.stderr)
+        record_failure(cfg.output_dir, err)
+        return None
+    if kind == "run folder" and isinstance(err, OSError):
+        err = RunFolderError(f"output_dir {cfg.output_dir}: cannot write ({err.strerror or err}); choose a folder "
+                             "you can write")
     if not multirun:
-        sys.exit(status)
+        _exit(kind, err)
+    print(f"fedbench: {kind}: {mask(str(err))}", file=sys.stderr)
     record_failure(cfg.output_dir, err)
+    return None
 
 
 class SweepFailures(Callback):

@@ -58,12 +58,9 @@ def check_threat(cfg: DictConfig, algorithm: Algorithm, topology: Topology, thre
                               f"aggregator={agg.name})")
         require(caps.server_aggregation, "aggregator", f"mean with topology={name} (robust aggregators replace a "
                 "server's mean; this topology has no server_aggregation)", agg.name)
-        need, have = agg.min_uploads, topology.uploads_per_aggregation(cfg)
-        if have < need:
-            raise ConfigError(f"aggregator.f: {agg.name} needs n > 2f + 2 uploads per aggregation; this run aggregates "
-                              f"n = {have} (its min_uploads is {need}; num_clients {cfg.num_clients} x client_fraction {cfg.client_fraction}"
-                              f"{' per server' if not caps.single_aggregation else ''}), so f must be <= "
-                              f"{max((have - 3) // 2, 0)} (got f={agg.options['f']})")
+        where = (f"num_clients {cfg.num_clients} x client_fraction {cfg.client_fraction}"
+                 f"{' per server' if not caps.single_aggregation else ''}")
+        agg.check_uploads(topology.uploads_per_aggregation(cfg), where)
     if threat.dropout > 0:
         require(caps.server_aggregation, "dropout", f"0 with topology={name} (client dropout is simulated where a "
                 "server waits for uploads: server_aggregation)", threat.dropout)

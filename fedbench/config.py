@@ -8,6 +8,7 @@ line would build. An unknown option of a config group (``paradigm=gossip``) rais
 
 from __future__ import annotations
 
+import re
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator, Sequence
@@ -19,7 +20,16 @@ from omegaconf import DictConfig, OmegaConf
 
 from fedbench.errors import ConfigError, require_choice
 
-CONF = Path(__file__).resolve().parents[1] / "conf"
+PACKAGE = Path(__file__).resolve().parent
+
+
+def _conf_dir() -> Path:
+    """``conf/`` of a checkout (next to the package), or the copy an installed wheel ships inside the package."""
+    checkout = PACKAGE.parent / "conf"
+    return checkout if (checkout / "config.yaml").is_file() else PACKAGE / "conf"
+
+
+CONF = _conf_dir()
 
 
 def _default_option(group: str) -> str | None:
@@ -35,7 +45,10 @@ def group_option_errors() -> Iterator[None]:
     try:
         yield
     except MissingConfigException as err:
-        missing, options = err.missing_cfg_file or "", list(err.options or [])
+        missing = err.missing_cfg_file or re.search(r"Could not load '([^']+)'", str(err))
+        missing = missing if isinstance(missing, str) else missing.group(1) if missing else ""
+        group = missing.rsplit("/", 1)[0]
+        options = list(err.options or []) or sorted(p.stem for p in (CONF / group).glob("*.yaml"))
         if "/" not in missing or not options:
             raise
         group, option = missing.rsplit("/", 1)
@@ -68,3 +81,45 @@ def compose(overrides: Sequence[str], output_dir: str | Path | None = None, hydr
     with group_option_errors(), initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         return hydra_compose("config", overrides=[*overrides, *extra], return_hydra_config=hydra_config)
 
+
+
+def compose_strictly(overrides: Sequence[str]) -> DictConfig:
+    """:func:`compose`, with Hydra's and OmegaConf's errors turned into one-line ConfigErrors naming the field."""
+    from hydra.errors import ConfigCompositionException, HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    try:
+        return compose(overrides)
+    except ConfigCompositionException as err:
+        raise ConfigError(_composition_message(err, overrides)) from None
+    except (HydraException, OmegaConfBaseException) as err:
+        key = getattr(err, "full_key", None) or "config"
+        raise ConfigError(f"{key}: {str(err).splitlines()[0]}") from None
+    except OSError as err:
+        raise ConfigError(f"config: cannot read the configuration for these overrides ({err.strerror or err})") from None
+
+
+def _composition_message(err: Exception, overrides: Sequence[str]) -> str:
+    """"Could not override 'partitioner.alpha' ... not in struct" -> the part's options and where the key exists."""
+    cause = err.__cause__ or err
+    key = getattr(cause, "full_key", None) or re.search(r"override '([^']+)'", str(err))
+    key = key if isinstance(key, str) else key.group(1) if key else "config"
+    group, _, option_key = key.partition(".")
+    if option_key and (CONF / group).is_dir():
+        chosen = _chosen(group, overrides)
+        keys = [k for k in OmegaConf.load(CONF / group / f"{chosen}.yaml") if not str(k).startswith("_")] \
+            if (CONF / group / f"{chosen}.yaml").is_file() else []
+        having = sorted(p.stem for p in (CONF / group).glob("*.yaml") if option_key in OmegaConf.load(p))
+        where = f"; {group}={' or '.join(having)} has it" if having else ""
+        has = f"its options: {keys}" if keys else "it has no options"
+        return f"{key} is not an option of {group}={chosen} ({has}){where}; add a new key on purpose with +{key}=..."
+    return f"{key}: {str(cause).splitlines()[0]}"
+
+
+def _chosen(group: str, overrides: Sequence[str]) -> str:
+    """The option of ``group`` these overrides choose (else the default)."""
+    for text in overrides:
+        name, _, value = text.lstrip("+~").partition("=")
+        if name == group:
+            return value
+    return _default_option(group) or "?"

@@ -35,6 +35,7 @@ log = logging.getLogger("fedbench")
 def train_federated(cfg: DictConfig) -> RunResult:
     """``paradigm=federated``: the round loop, resumed from the run folder's checkpoint if any."""
     folder = RunFolder(cfg)
+    folder.check_records()  # a damaged status, summary or .hydra record is refused before anything is read or written
     restored = checkpoint.resume_point(cfg.resume, folder.path, folder.config)
     if restored:  # checked before build(): a rerun grid's finished jobs load no data and build no model
         done = folder.finished(restored["rows"], restored["server"], restored["client_states"])

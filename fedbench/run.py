@@ -11,14 +11,16 @@ from __future__ import annotations
 
 import os
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from fedbench import launch
 from fedbench.backends.base import declared
 from fedbench.backends.ddp import rank_and_world
+from fedbench.device import DEFAULT, check_device
 from fedbench.federated import result_from_disk
 from fedbench.parts import build_part
 from fedbench.runfolder import RunResult, locked
+from fedbench.schema import check_tree
 from fedbench.threads import apply_threads, choose_threads
 from fedbench.validate import validate_knobs
 
@@ -28,6 +30,9 @@ __all__ = ["RunResult", "run"]
 def run(cfg: DictConfig) -> RunResult:
     """Run one experiment end to end (or continue it from a checkpoint, or skip it when it already finished)."""
     validate_knobs(cfg)
+    check_device(cfg.get("device", DEFAULT))  # the named device exists on this machine
+    check_tree(cfg.logger, "logger")  # built inside the run folder: checked before it is touched
+    check_tree(cfg.get("callbacks") or OmegaConf.create({}), "callbacks")
     own = declared(cfg.backend).runner is not None  # such a backend starts its own processes: no forked ranks here
     processes, configured = (0, None) if own else launch.plan(cfg.backend)
     # the user's count (backend.threads, OMP_NUM_THREADS, torch.set_num_threads) or the CPUs this process may use,

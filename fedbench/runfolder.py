@@ -32,7 +32,7 @@ from omegaconf import DictConfig, OmegaConf
 from fedbench import records, status
 from fedbench.callbacks import Callback, chain, stop_at_target
 from fedbench.checkpoint import comparable, differing_keys
-from fedbench.errors import ConfigError
+from fedbench.errors import ConfigError, RunFolderError
 from fedbench.loggers import null_logger
 from fedbench.metrics import diverged, rounds_to_target, summarize
 from fedbench.parts import build_part
@@ -73,6 +73,12 @@ def read_rows(path: Path) -> list[dict[str, Any]]:
         return [{k: _number(v) for k, v in row.items()} for row in csv.DictReader(f)]
 
 
+def _yaml(text: str) -> Any:
+    import yaml
+
+    return yaml.safe_load(text)
+
+
 def _number(text: str) -> Any:
     if text == "":
         return None
@@ -93,8 +99,27 @@ class RunFolder:
         self.config: dict[str, Any] = OmegaConf.to_container(cfg, resolve=True)  # type: ignore[assignment]
         self.accepted = False
 
+    def check_records(self) -> None:
+        """Refuse, naming the file, a damaged record (``status.json``, ``summary.json``, ``.hydra/config.yaml``): a
+        folder is never read half-understood, and nothing in it is changed."""
+        for name, load in ((status.STATUS_FILE, json.loads), (SUMMARY, json.loads),
+                           (f"{records.RECORD}/config.yaml", _yaml)):
+            path = self.path / name
+            if not path.is_file():
+                continue
+            try:
+                content = load(path.read_text())
+            except (ValueError, UnicodeDecodeError, OSError) as err:
+                content, reason = None, f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
+            else:
+                reason = "" if isinstance(content, dict) else f"a {type(content).__name__}, not a mapping"
+            if reason:
+                raise RunFolderError(f"output_dir {self.path}: {name} is damaged ({reason}); move it away (or the whole "
+                                     "folder) and rerun, or use another hydra.run.dir")
+
     def summary(self) -> dict[str, Any] | None:
         """The folder's ``summary.json``, refused when it belongs to another experiment."""
+        self.check_records()
         path = self.path / SUMMARY
         if not path.exists():
             return None
@@ -108,7 +133,8 @@ class RunFolder:
     def finished(self, rows: list[dict[str, Any]] | None = None, server: dict | None = None,
                  client_states: dict | None = None) -> RunResult | None:
         """The result of a finished run of this config (status finished or diverged, summary complete), to return
-        instead of training again; None when there is work to do. ``rows``/states: from a checkpoint, if any."""
+        instead of training again; None when there is work to do. ``rows``/states: from a checkpoint, if any. Damaged
+        records are refused (:meth:`check_records`)."""
         done = self.summary()
         if done is None or not status.is_done(self.path):
             return None

@@ -10,6 +10,7 @@ option declares its type once.
 from __future__ import annotations
 
 import inspect
+import logging
 import types
 import typing
 from collections.abc import Callable, Mapping, Sequence
@@ -82,6 +83,30 @@ def describe(ann: Any) -> str:
         inner = describe(args[0]) if args else "values"
         return f"a list of {inner.removeprefix('an ').removeprefix('a ')}s" if args else "a list"
     return getattr(ann, "__name__", str(ann))
+
+
+def check_tree(node: DictConfig, name: str) -> None:
+    """:func:`check_node` on ``node`` and every nested part in it, and each ``_target_`` importable: the loggers and
+    ``callbacks`` are checked this way before the run folder is touched (they are built inside it)."""
+    if not isinstance(node, DictConfig):
+        return
+    target = node.get("_target_")
+    if isinstance(target, str):
+        quiet = logging.getLogger("hydra.utils")
+        level, quiet.level = quiet.level, logging.CRITICAL  # Hydra logs the failure itself; one line is ours
+        try:
+            get_object(target)
+        except Exception as err:  # noqa: BLE001 - any import failure: one line naming the field
+            cause = err.__cause__ or err
+            first = str(cause).strip().splitlines()[0] if str(cause).strip() else ""
+            raise ConfigError(f"{name}._target_ cannot be imported ({target!r}: {type(cause).__name__}: {first})") from None
+        finally:
+            quiet.level = level
+        check_node(node, name)
+    for key in node:
+        child = node._get_node(key)
+        if isinstance(child, DictConfig):
+            check_tree(child, f"{name}.{key}")
 
 
 def check_node(node: DictConfig, name: str | None = None) -> None:

@@ -1,16 +1,22 @@
-"""Checks of the flat top-level knobs, run before any work starts.
+"""Checks of the flat top-level knobs, run before any work starts and before torch is imported (the command line
+answers a typo in about a second: :mod:`fedbench.precheck`).
 
-Component options (``algorithm.*``, ``partitioner.*``, ``dataset.*``) are checked by their own
-factories when ``run`` builds them, which also happens before the first round.
+A number must be finite and of a sane size (``lr=inf`` or a 300-digit literal is refused, not trained on); a value of
+the wrong type says which type was expected. Component options (``algorithm.*``, ``partitioner.*``, ``dataset.*``)
+are checked by their own factories when ``run`` builds them, which also happens before the first round; whether the
+named device exists on this machine is checked by ``run`` (:func:`fedbench.device.check_device`).
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any, Mapping
 
-from fedbench.device import DEFAULT, check_device
-from fedbench.errors import require, require_choice
-from fedbench.sampling import CHOICES as SAMPLING_CHOICES
+from fedbench.errors import ConfigError, require, require_choice
+
+LARGEST = 1e12  # a flat knob beyond this size is a typo, not a setting
+SAMPLING_CHOICES = ("auto", "fixed", "poisson")  # fedbench.sampling's client_sampling
+DEVICE_CHOICES = "auto, cpu, cuda, cuda:N or mps"
 
 
 def is_int(v: Any) -> bool:
@@ -21,46 +27,71 @@ def is_num(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
+def _kind(v: Any) -> str:
+    return "null" if v is None else {str: "a string", bool: "true/false", list: "a list", dict: "a mapping"}.get(
+        type(v), type(v).__name__)
+
+
+def number(cfg: Mapping[str, Any], field: str, allowed: str, ok, integer: bool = False) -> None:
+    """``field`` must be a finite number (an integer with ``integer``) of a sane size for which ``ok`` holds."""
+    v = cfg[field] if field in cfg else None
+    kind = "an integer" if integer else "a number"
+    if not (is_int(v) if integer else is_num(v)):
+        what = "not a whole number" if integer and is_num(v) else _kind(v)
+        raise ConfigError(f"{field} must be {kind} {allowed} (got {v!r}: {what})")
+    if not math.isfinite(v) or abs(v) > LARGEST:
+        shown = f"a {len(str(abs(int(v))))}-digit number" if is_int(v) else repr(v)
+        raise ConfigError(f"{field} must be a finite {kind[2:] if integer else 'number'} {allowed}, at most "
+                          f"{LARGEST:.0e} in size (got {shown})")
+    require(ok(v), field, f"{kind} {allowed}" if integer else allowed, v)
+
+
+def check_device_name(spec: Any, field: str = "device") -> None:
+    """The device's spelling (``auto``, ``cpu``, ``cuda``, ``cuda:N``, ``mps``); whether it exists is run's check."""
+    require(isinstance(spec, str) and (spec in ("auto", "cpu", "cuda", "mps") or
+                                       (spec.startswith("cuda:") and spec[5:].isdigit())), field, DEVICE_CHOICES, spec)
+
+
 def validate_knobs(cfg: Mapping[str, Any]) -> None:
-    """Raise ConfigError naming the first bad field and its allowed range."""
-    require(is_int(cfg["seed"]) and cfg["seed"] >= 0, "seed", "an integer >= 0", cfg["seed"])
-    check_device(cfg.get("device", DEFAULT))
-    require(is_int(cfg["rounds"]) and cfg["rounds"] >= 1, "rounds", "an integer >= 1", cfg["rounds"])
-    require(is_int(cfg["num_clients"]) and cfg["num_clients"] >= 1, "num_clients", "an integer >= 1", cfg["num_clients"])
-    c = cfg["client_fraction"]
-    require(is_num(c) and 0 < c <= 1, "client_fraction", "in (0, 1]", c)
+    """Raise ConfigError naming the first bad field, its allowed range and, for a wrong type, the type expected."""
+    number(cfg, "seed", ">= 0", lambda v: v >= 0, integer=True)
+    check_device_name(cfg.get("device", "auto"))
+    number(cfg, "rounds", ">= 1", lambda v: v >= 1, integer=True)
+    number(cfg, "num_clients", ">= 1", lambda v: v >= 1, integer=True)
+    number(cfg, "client_fraction", "in (0, 1]", lambda v: 0 < v <= 1)
     require_choice(cfg.get("client_sampling", "auto"), "client_sampling", SAMPLING_CHOICES)
-    e = cfg["local_epochs"]
-    require(is_int(e) and e >= 1, "local_epochs", "an integer >= 1", e)
-    b = cfg["batch_size"]
-    require(b is None or (is_int(b) and b >= 1), "batch_size", "an integer >= 1 or null (full local batch)", b)
-    require(is_num(cfg["lr"]) and cfg["lr"] > 0, "lr", "> 0", cfg["lr"])
-    require(is_num(cfg["momentum"]) and 0 <= cfg["momentum"] < 1, "momentum", "in [0, 1)", cfg["momentum"])
-    require(is_num(cfg["weight_decay"]) and cfg["weight_decay"] >= 0, "weight_decay", ">= 0", cfg["weight_decay"])
-    ev = cfg["eval_every"]
-    require(is_int(ev) and ev >= 1, "eval_every", "an integer >= 1", ev)
-    em = cfg["local_epochs_max"]
-    require(em is None or (is_int(em) and em >= e), "local_epochs_max", f"null or an integer >= local_epochs ({e})", em)
-    sf = cfg["straggler_fraction"]
-    require(is_num(sf) and 0 <= sf <= 1, "straggler_fraction", "in [0, 1]", sf)
-    do = cfg.get("dropout", 0.0)
-    require(is_num(do) and 0 <= do < 1, "dropout", "in [0, 1)", do)
-    ce = cfg["checkpoint_every"]
-    require(is_int(ce) and ce >= 0, "checkpoint_every", "an integer >= 0 (0 = never)", ce)
-    t = cfg["target_accuracy"]
-    require(t is None or (is_num(t) and 0 <= t <= 1), "target_accuracy", "in [0, 1] or null", t)
-    dl = cfg.get("diverge_loss")
-    require(dl is None or (is_num(dl) and dl > 0), "diverge_loss", "null or > 0", dl)
+    number(cfg, "local_epochs", ">= 1", lambda v: v >= 1, integer=True)
+    if cfg["batch_size"] is not None:
+        number(cfg, "batch_size", ">= 1 or null (full local batch)", lambda v: v >= 1, integer=True)
+    number(cfg, "lr", "> 0", lambda v: v > 0)
+    number(cfg, "momentum", "in [0, 1)", lambda v: 0 <= v < 1)
+    number(cfg, "weight_decay", ">= 0", lambda v: v >= 0)
+    number(cfg, "eval_every", ">= 1", lambda v: v >= 1, integer=True)
+    e, em = cfg["local_epochs"], cfg["local_epochs_max"]
+    if em is not None:
+        number(cfg, "local_epochs_max", f">= local_epochs ({e}), or null", lambda v: v >= e, integer=True)
+    number(cfg, "straggler_fraction", "in [0, 1]", lambda v: 0 <= v <= 1)
+    if "dropout" in cfg:
+        number(cfg, "dropout", "in [0, 1)", lambda v: 0 <= v < 1)
+    number(cfg, "checkpoint_every", ">= 0 (0 = never)", lambda v: v >= 0, integer=True)
+    if cfg["target_accuracy"] is not None:
+        number(cfg, "target_accuracy", "in [0, 1], or null", lambda v: 0 <= v <= 1)
+    if cfg.get("diverge_loss") is not None:
+        number(cfg, "diverge_loss", "> 0, or null", lambda v: v > 0)
     st = cfg["stop_at_target"]
     require(isinstance(st, bool), "stop_at_target", "true or false", st)
-    require(not st or t is not None, "stop_at_target", "false when target_accuracy is null", st)
+    require(not st or cfg["target_accuracy"] is not None, "stop_at_target", "false when target_accuracy is null", st)
+    _client_speed(cfg)
 
+
+def _client_speed(cfg: Mapping[str, Any]) -> None:
     sp = cfg["client_speed"]
-    st = sp.get("step_time_s")
-    require(st is None or (is_num(st) and st > 0), "client_speed.step_time_s", "null (measured) or > 0", st)
-    require(is_num(sp["sigma"]) and sp["sigma"] >= 0, "client_speed.sigma", ">= 0", sp["sigma"])
+    if sp.get("step_time_s") is not None:
+        number({"client_speed.step_time_s": sp["step_time_s"]}, "client_speed.step_time_s", "> 0, or null (measured)",
+               lambda v: v > 0)
+    number({"client_speed.sigma": sp["sigma"]}, "client_speed.sigma", ">= 0", lambda v: v >= 0)
     f = sp["factors"]
-    require(f is None or (len(f) == cfg["num_clients"] and all(is_num(v) and v > 0 for v in f)),
+    require(f is None or (len(f) == cfg["num_clients"] and all(is_num(v) and 0 < v < LARGEST for v in f)),
             "client_speed.factors", f"null or a list of num_clients ({cfg['num_clients']}) numbers > 0", f)
 
 

@@ -118,7 +118,8 @@ def test_option_composes_and_instantiates(make_cfg, vision_root, tmp_path, group
     elif group in NONE_OR:
         assert part is None if option == "none" else isinstance(part, NONE_OR[group])
     elif group == "model":
-        shape = (80,) if option == "char_lstm" else (1, 28, 28)  # the character LSTM reads token sequences
+        # the character LSTM reads token sequences; cifar_cnn is built for colour images
+        shape = {"char_lstm": (80,), "cifar_cnn": (3, 32, 32)}.get(option, (1, 28, 28))
         assert sum(p.numel() for p in part(input_shape=shape, num_classes=10).parameters()) > 0
     elif group == "partitioner":
         assert callable(part)

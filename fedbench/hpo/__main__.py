@@ -171,5 +171,10 @@ def _report(summary: dict[str, Any], folder: Path, spec: StudySpec) -> None:
     log.info("browse it: uvx optuna-dashboard %s", target)
 
 
-if __name__ == "__main__":
+def entry() -> None:
+    """The console script (``fedbench-report`` / ``fedbench-hpo``)."""
     sys.exit(main())
+
+
+if __name__ == "__main__":
+    entry()

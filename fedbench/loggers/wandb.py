@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Literal, Sequence
 
 from fedbench.callbacks import Callback
 from fedbench.dicts import flatten
@@ -35,7 +35,7 @@ def _sweep_name() -> str | None:
 
 def wandb_logger(output_dir: str, config: dict[str, Any] | None = None, history: Sequence[dict[str, Any]] = (),
                  project: str = "fedbench", entity: str | None = None, group: str | None = None,
-                 mode: str = "offline", tags: Sequence[str] = ()) -> Callback:
+                 mode: Literal["online", "offline", "disabled"] = "offline", tags: Sequence[str] = ()) -> Callback:
     """Log rounds and the summary to W&B (``logger=[csv,wandb]``). ``group=None`` uses the sweep folder's name."""
     import wandb  # imported only when this logger is chosen
     from wandb.sdk.lib import runid

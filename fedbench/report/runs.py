@@ -36,13 +36,33 @@ def load_run(path: Path) -> RunRecord:
         return RunRecord(path, problem=f"unfinished: no summary.json ({rows} rounds in metrics.csv)")
     try:
         record = RunRecord(path, json.loads(summary.read_text()))
-    except json.JSONDecodeError as err:
-        return RunRecord(path, problem=f"unreadable summary.json: {err}")
+    except (ValueError, UnicodeDecodeError) as err:
+        return RunRecord(path, problem=f"unreadable summary.json: {type(err).__name__}: {str(err).splitlines()[0]}")
+    malformed = _malformed(record.summary)
+    if malformed:
+        return RunRecord(path, problem=f"malformed summary.json: {malformed}")
     try:
-        read_csv(path / "metrics.csv")
+        metrics = read_csv(path / "metrics.csv")
     except Exception as err:  # noqa: BLE001 - any parse failure: the run is left out, the report goes on
-        return RunRecord(path, problem=f"unreadable metrics.csv: {type(err).__name__}: {err}")
+        return RunRecord(path, problem=f"unreadable metrics.csv: {type(err).__name__}: {str(err).splitlines()[0]}")
+    missing = [c for c in ("round", "test_accuracy") if c not in metrics.columns]
+    if missing:
+        return RunRecord(path, problem=f"metrics.csv lacks the columns {missing} (empty or not written by fedbench)")
     return record
+
+
+def _malformed(summary: Any) -> str | None:
+    """What is wrong with a summary the report cannot use (None when it is fine)."""
+    if not isinstance(summary, dict):
+        return f"a {type(summary).__name__}, not a mapping"
+    if not isinstance(summary.get("config"), dict):
+        return "no config mapping"
+    for key in ("final_accuracy", "best_accuracy"):
+        if summary.get(key) is not None and not isinstance(summary[key], (int, float)):
+            return f"{key} is {summary[key]!r}, not a number"
+    if not isinstance(summary.get("rounds_completed"), int):
+        return "rounds_completed is missing or not an integer"
+    return None
 
 
 def config_value(summary: dict[str, Any], dotted: str) -> Any:

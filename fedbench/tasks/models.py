@@ -13,11 +13,15 @@ from torch import nn
 from fedbench.errors import ConfigError, require
 
 
-def _image_input(name: str, input_shape: Sequence[int], min_side: int) -> None:
-    """Convolutional models need (channels, height, width) inputs of at least ``min_side`` pixels."""
+def _image_input(name: str, input_shape: Sequence[int], min_side: int, channels: int | None = None) -> None:
+    """Convolutional models need (channels, height, width) inputs of at least ``min_side`` pixels (and, for a model
+    built for one kind of image, that many ``channels``)."""
     if len(input_shape) != 3 or min(input_shape[1:]) < min_side:
         raise ConfigError(f"model: {name} needs image inputs (channels, height, width) of at least {min_side}x{min_side} "
                           f"pixels; this dataset's inputs have shape {tuple(input_shape)} (use model=mlp or logreg)")
+    if channels is not None and input_shape[0] != channels:
+        raise ConfigError(f"model: {name} is built for {channels}-channel images; this dataset's inputs have shape "
+                          f"{tuple(input_shape)} ({input_shape[0]} channel(s)): use model=cnn or mlp for them")
 
 
 def logreg(input_shape: Sequence[int], num_classes: int) -> nn.Module:
@@ -68,7 +72,7 @@ def cnn(input_shape: Sequence[int], num_classes: int, fc: int = 512) -> nn.Modul
 def cifar_cnn(input_shape: Sequence[int], num_classes: int) -> nn.Module:
     """A small CIFAR CNN (two 5x5 conv layers of 64 with max-pool, FC 384 and 192), after the
     TensorFlow CIFAR-10 tutorial model McMahan et al. (2017) used for their CIFAR experiments."""
-    _image_input("cifar_cnn", input_shape, 4)
+    _image_input("cifar_cnn", input_shape, 4, channels=3)
     features = nn.Sequential(*_conv_stack(input_shape[0], (64, 64), kernel=5, padding=2), nn.Flatten())
     size = _flat_size(features, input_shape)
     return nn.Sequential(

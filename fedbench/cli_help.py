@@ -1,0 +1,74 @@
+"""``fedbench --help``: the groups a user picks (with their options and what each is) and the flat knobs (with their
+defaults and comments), read from ``conf/`` so the page cannot drift. Groups that are not run options (a study's
+arms, presets) are left out; ``--hydra-help`` still shows Hydra's own page."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fedbench.config import CONF
+
+HIDDEN = ("arm", "fedavg_arch", "hpo", "local.example", "leaf_arm", "fedopt_task", "hydra")
+
+
+def _first_comment(path: Path) -> str:
+    for line in path.read_text().splitlines():
+        if line.startswith("# @package") or not line.strip():
+            continue
+        return line.lstrip("# ").strip() if line.startswith("#") else ""
+    return ""
+
+
+def _defaults() -> dict[str, tuple[str, ...]]:
+    """Each group's default option(s) from ``conf/config.yaml``'s defaults list."""
+    from omegaconf import OmegaConf
+
+    out: dict[str, tuple[str, ...]] = {}
+    for entry in OmegaConf.to_container(OmegaConf.load(CONF / "config.yaml")).get("defaults", []):
+        if isinstance(entry, dict):
+            for group, option in entry.items():
+                out[group] = tuple(option) if isinstance(option, list) else (str(option),)
+    return out
+
+
+def groups() -> list[str]:
+    """The config groups a run chooses from (``conf/<group>/``), the hidden ones left out."""
+    return sorted(p.name for p in CONF.iterdir() if p.is_dir() and p.name not in HIDDEN)
+
+
+def knobs() -> list[tuple[str, str]]:
+    """(``name: default``, comment) of every flat knob of ``conf/config.yaml``, in file order."""
+    out, inside = [], False
+    for line in (CONF / "config.yaml").read_text().splitlines():
+        if line.startswith("defaults:"):
+            inside = True
+            continue
+        if inside and line and not line.startswith((" ", "-", "#")):
+            inside = False
+        if inside or not line or line.startswith((" ", "#", "hydra:", "output_dir")) or ":" not in line:
+            continue
+        setting, _, comment = line.partition("#")
+        out.append((setting.strip(), comment.strip()))
+    return out
+
+
+def help_text() -> str:
+    lines = ["fedbench: federated learning and distributed optimization benchmarks", "",
+             "Usage: fedbench [group=option ...] [knob=value ...]          one run",
+             "       fedbench -m group=a,b knob=1,2 [hydra/launcher=...]   a grid (one job per combination)",
+             "       fedbench-report <run or sweep folders> [--out DIR]   figures and the systems report",
+             "       fedbench-hpo +hpo=<search>                           Optuna search", "",
+             "Groups (choose with group=option; * marks the default):"]
+    defaults = _defaults()
+    for group in groups():
+        options = sorted(p.stem for p in (CONF / group).glob("*.yaml"))
+        lines.append(f"  {group}: {', '.join(o + ('*' if o in defaults.get(group, ()) else '') for o in options)}")
+        for option in options:
+            about = _first_comment(CONF / group / f"{option}.yaml")
+            if about:
+                lines.append(f"      {option:<22} {about[:90]}")
+    lines += ["", "Flat knobs (knob=value; defaults from conf/config.yaml):"]
+    lines += [f"  {setting:<32} {comment}" for setting, comment in knobs()]
+    lines += ["", "Inspect: fedbench --cfg job [overrides] prints the composed config; --hydra-help shows Hydra's flags.",
+              "Shell completion: eval \"$(fedbench -sc install=bash)\". Docs: docs/ (uv run mkdocs serve)."]
+    return "\n".join(lines)
