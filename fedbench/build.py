@@ -113,7 +113,7 @@ def task_factory(node: DictConfig) -> Any:
     spec = OmegaConf.to_container(node, resolve=True)
     local_buffers = spec.pop("local_buffers", False)
     require(isinstance(local_buffers, bool), "task.local_buffers", "true or false", local_buffers)
-    return build_part(OmegaConf.create(spec))
+    return build_part(OmegaConf.create(spec), field="task")
 
 
 def check_batch_norm(task: LightningModule, sizes: list[int], batch_size: int | None) -> None:

@@ -30,7 +30,8 @@ FILENAME = "checkpoint.pt"
 # payload keys that are not the topology's state
 META = ("format", "round", "rows", "fingerprint", "config")
 # keys that may differ between the run that wrote a checkpoint and the run resuming it
-RESUMABLE_DIFFERENCES = ("output_dir", "resume", "checkpoint_every", "rounds", "logger", "stop_at_target", "device")
+RESUMABLE_DIFFERENCES = ("output_dir", "resume", "checkpoint_every", "rounds", "logger", "stop_at_target", "device",
+                         "choices")  # choices: derived from the rest, how it was named (fedbench.choices)
 
 
 class CheckpointError(ConfigError):

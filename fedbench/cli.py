@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import sys
 import time
 import traceback
@@ -32,6 +33,7 @@ from typing import Any, Sequence
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
+from fedbench import choices
 from fedbench.config import CONF, check_added_keys
 from fedbench.errors import ConfigError, RunFolderError, SetupError
 from fedbench.secrets import MaskingFilter, mask
@@ -56,7 +58,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         except BrokenPipeError:  # `fedbench --help | head`
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return
-    if not os.environ.get("HYDRA_FULL_ERROR"):
+    if os.environ.get("HYDRA_FULL_ERROR") != "1":
         from fedbench.precheck import precheck
 
         try:
@@ -115,6 +117,11 @@ def record_failure(output_dir: str | Path, err: BaseException) -> Path:
     return path
 
 
+def _fresh(out: Path) -> bool:
+    """Whether ``out`` was made by this job (Hydra creates it, with the job's log file, before fedbench runs)."""
+    return not out.exists() or {p.name for p in out.iterdir()} <= {"fedbench.log"}
+
+
 def _mask_logs() -> None:
     for handler in logging.getLogger().handlers:
         if not any(isinstance(f, MaskingFilter) for f in handler.filters):
@@ -127,15 +134,18 @@ def guarded(cfg: DictConfig) -> float | None:
     from fedbench.run import run  # heavy imports (torch, lightning) after the command line was checked
 
     multirun = _in_multirun()
+    fresh = _fresh(Path(cfg.output_dir))
     try:
         check_added_keys(_command_overrides())
-        summary = run(cfg).summary
+        summary = run(choices.attach_from_hydra(cfg)).summary
         if summary.get("diverged"):
             raise Diverged(f"the run diverged after {summary['rounds_completed']} round(s) (training loss non-finite "
                            f"or above diverge_loss); best accuracy {summary['best_accuracy']} at round "
                            f"{summary['best_round']}; records in {cfg.output_dir}")
         result = summary["final_accuracy"]
     except Exception as err:  # noqa: BLE001 - one line per kind; in a sweep, record it and go on
+        if fresh and not multirun and _kind(cfg, err) in ("invalid configuration", "cannot run here", "run folder"):
+            shutil.rmtree(cfg.output_dir, ignore_errors=True)  # refused before any work: leave no folder behind
         return _failed(cfg, err, multirun)
     (Path(cfg.output_dir) / FAILURE_FILE).unlink(missing_ok=True)  # a rerun that succeeded
     return result

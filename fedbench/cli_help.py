@@ -36,19 +36,33 @@ def groups() -> list[str]:
     return sorted(p.name for p in CONF.iterdir() if p.is_dir() and p.name not in HIDDEN)
 
 
+SKIPPED_KNOBS = ("defaults", "hydra", "output_dir", "choices")  # not inputs (choices is filled in by fedbench)
+
+
 def knobs() -> list[tuple[str, str]]:
-    """(``name: default``, comment) of every flat knob of ``conf/config.yaml``, in file order."""
-    out, inside = [], False
+    """(``name: default``, comment) of every knob of ``conf/config.yaml`` in file order, a block's keys dotted
+    (``eval.per_client: auto``); a comment continued on the next lines is joined."""
+    out: list[tuple[str, str]] = []
+    block: str | None = None
     for line in (CONF / "config.yaml").read_text().splitlines():
-        if line.startswith("defaults:"):
-            inside = True
+        stripped = line.strip()
+        if not stripped:
             continue
-        if inside and line and not line.startswith((" ", "-", "#")):
-            inside = False
-        if inside or not line or line.startswith((" ", "#", "hydra:", "output_dir")) or ":" not in line:
+        if stripped.startswith("#"):
+            if line.startswith("  ") and out and block not in SKIPPED_KNOBS:  # an indented comment continues the last one
+                out[-1] = (out[-1][0], f"{out[-1][1]} {stripped.lstrip('# ')}".strip())
             continue
         setting, _, comment = line.partition("#")
-        out.append((setting.strip(), comment.strip()))
+        key, _, value = setting.strip().partition(":")
+        if not line.startswith(" "):
+            block = key if not value.strip() else None
+            if key in SKIPPED_KNOBS or block is not None:
+                block = key
+                continue
+            out.append((f"{key}: {value.strip()}", comment.strip()))
+        elif block not in SKIPPED_KNOBS and block is not None and line.startswith("  ") and not line.startswith("   ") \
+                and not stripped.startswith(("-", "_")):
+            out.append((f"{block}.{key}: {value.strip()}", comment.strip()))
     return out
 
 
@@ -67,8 +81,8 @@ def help_text() -> str:
             about = _first_comment(CONF / group / f"{option}.yaml")
             if about:
                 lines.append(f"      {option:<22} {about[:90]}")
-    lines += ["", "Flat knobs (knob=value; defaults from conf/config.yaml):"]
-    lines += [f"  {setting:<32} {comment}" for setting, comment in knobs()]
+    lines += ["", "Knobs (knob=value or block.knob=value; defaults from conf/config.yaml):"]
+    lines += [f"  {setting:<32} {comment}".rstrip() for setting, comment in knobs()]
     lines += ["", "Inspect: fedbench --cfg job [overrides] prints the composed config; --hydra-help shows Hydra's flags.",
               "Shell completion: eval \"$(fedbench -sc install=bash)\". Docs: docs/ (uv run mkdocs serve)."]
     return "\n".join(lines)

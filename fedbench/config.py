@@ -16,8 +16,9 @@ from typing import Iterator, Sequence
 from hydra import compose as hydra_compose
 from hydra import initialize_config_dir
 from hydra.errors import MissingConfigException
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
+from fedbench import choices
 from fedbench.errors import ConfigError, require_choice
 
 PACKAGE = Path(__file__).resolve().parent
@@ -79,8 +80,12 @@ def compose(overrides: Sequence[str], output_dir: str | Path | None = None, hydr
     check_added_keys(overrides)
     extra = [f"output_dir={output_dir}"] if output_dir is not None else []
     with group_option_errors(), initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        return hydra_compose("config", overrides=[*overrides, *extra], return_hydra_config=hydra_config)
-
+        cfg = hydra_compose("config", overrides=[*overrides, *extra], return_hydra_config=True)
+    choices.attach(cfg, OmegaConf.to_container(cfg.hydra.runtime.choices))  # type: ignore[arg-type]
+    if not hydra_config:
+        with open_dict(cfg):
+            cfg.pop("hydra")
+    return cfg
 
 
 def compose_strictly(overrides: Sequence[str]) -> DictConfig:

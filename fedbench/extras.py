@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import importlib
+import importlib.util
 from types import ModuleType
 
 from fedbench.errors import SetupError
 
-EXTRAS = {"datasets": "hf", "flwr_datasets": "hf"}  # module -> the extra of pyproject.toml that installs it
+# module -> the extra of pyproject.toml that installs it
+EXTRAS = {"datasets": "hf", "flwr_datasets": "hf", "wandb": "wandb", "psycopg2": "postgres", "cmaes": "cmaes"}
 
 
 def require_module(module: str, needed_for: str) -> ModuleType:
@@ -18,3 +20,18 @@ def require_module(module: str, needed_for: str) -> ModuleType:
         extra = EXTRAS.get(module.split(".")[0], "hf")
         raise SetupError(f"{needed_for} needs the optional extra '{extra}' ({module} is not installed): run "
                          f"`uv sync --extra {extra}` (or `pip install 'fedbench[{extra}]'`)") from err
+
+
+def check_available(module: str, needed_for: str) -> None:
+    """Refuse early (without importing it) when ``module`` is not installed; see :func:`require_module`."""
+    if importlib.util.find_spec(module.split(".")[0]) is None:
+        require_module(module, needed_for)  # raises the SetupError naming the extra
+
+
+def needs_modules(*modules: str):  # noqa: ANN201 - a decorator
+    """Declare on a part's factory the optional modules it imports when built (checked before the run folder is
+    touched by :func:`fedbench.schema.check_tree`)."""
+    def declare(fn):  # noqa: ANN001, ANN202
+        fn.needs_modules = modules
+        return fn
+    return declare

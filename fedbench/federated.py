@@ -15,7 +15,7 @@ from typing import Any
 
 from omegaconf import DictConfig
 
-from fedbench import checkpoint, metrics, writeguard
+from fedbench import checkpoint, metrics, progress, writeguard
 from fedbench.algorithms.base import State
 from fedbench.build import build, save_partition
 from fedbench.callbacks import Callback
@@ -75,9 +75,8 @@ def _train(cfg: DictConfig, exp: Experiment, folder: RunFolder, restored: dict[s
     """The round loop (from a checkpoint when ``restored``)."""
     state, rows = _start(exp, folder, restored)
     callbacks = folder.callbacks(rows)
-    log.info("%s %s on %s, %s topology: %d clients, %d params, %d rounds%s -> %s", exp.algorithm.name,
-             exp.algorithm.options, exp.data.name, exp.topology.name, cfg.num_clients, state["server"]["params"].numel(),
-             cfg.rounds, f" (resuming after round {len(rows)})" if rows else "", folder.path)
+    progress.header(cfg, exp.algorithm.name, exp.algorithm.options, exp.data.name, exp.topology.name,
+                    state["server"]["params"].numel(), len(rows), folder.path)
     stopped = False
     for r in range(len(rows) + 1, cfg.rounds + 1):
         state, stopped, diverged = _round(cfg, exp, folder, callbacks, state, rows, r)

@@ -50,8 +50,14 @@ from fedbench.seeding import derive_seed, torch_generator
 from fedbench.threat_model import check_baseline
 
 log = logging.getLogger("fedbench")
-# evaluation is fedbench's own (rank 0, whole test set): Lightning's logged metrics are not reduced
+# evaluation is fedbench's own (rank 0, whole test set): Lightning's logged metrics are not reduced, and there is no
+# validation loop by design; Lightning's start-up lines ("GPU available", tips) would print twice (its own handler and
+# Hydra's): fedbench's header already says where the run runs
 warnings.filterwarnings("ignore", message=r".*when logging on epoch level in distributed setting")
+warnings.filterwarnings("ignore", message=r".*defined a `validation_step` but have no `val_dataloader`")
+warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)` is deprecated")
+for _name in ("lightning.pytorch", "lightning.fabric"):
+    logging.getLogger(_name).setLevel(logging.WARNING)
 
 
 class EpochRecorder(Callback):

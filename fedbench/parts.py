@@ -17,10 +17,11 @@ from fedbench.errors import ConfigError
 from fedbench.schema import check_node
 
 
-def build_part(node: DictConfig, **kwargs: Any) -> Any:
+def build_part(node: DictConfig, field: str | None = None, **kwargs: Any) -> Any:
     """``hydra.utils.instantiate`` after the node's keys and value types are checked against its factory's
-    signature; surfaces a part's ConfigError unwrapped."""
-    check_node(node)
+    signature; surfaces a part's ConfigError unwrapped. ``field``: the node's name in errors, for a node detached from
+    the config (else its own key)."""
+    check_node(node, field)
     try:
         return instantiate(node, **kwargs)
     except InstantiationException as err:

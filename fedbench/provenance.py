@@ -13,6 +13,8 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
+from fedbench.secrets import mask
+
 ROOT = Path(__file__).resolve().parents[1]  # the checkout (or site-packages for an installed wheel)
 
 
@@ -40,7 +42,8 @@ def _code() -> dict[str, Any]:
 
 def provenance() -> dict[str, Any]:
     """The code's identity (:func:`_code`) and this process's command line."""
-    return {**_code(), "command": shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]]) if sys.argv else None}
+    command = shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]]) if sys.argv else None
+    return {**_code(), "command": mask(command) if command else None}
 
 
 def code_version(summary: dict[str, Any]) -> str:

@@ -12,23 +12,31 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
+
+from fedbench.secrets import mask_tree
 
 RECORD = ".hydra"
 
 
 def write_once(out: Path, cfg: DictConfig) -> None:
-    """Write ``<out>/.hydra/{config,hydra,overrides}.yaml`` unless a record is already there."""
+    """Write ``<out>/.hydra/{config,hydra,overrides}.yaml`` unless a record is already there (secrets masked:
+    :mod:`fedbench.secrets`)."""
     folder = out / RECORD
     if (folder / "config.yaml").exists():
         return
     folder.mkdir(parents=True, exist_ok=True)
-    OmegaConf.save(cfg, folder / "config.yaml")
+    _save(cfg, folder / "config.yaml")
     try:
         from hydra.core.hydra_config import HydraConfig
 
         hydra_cfg = HydraConfig.get()
     except ValueError:  # not under Hydra (tests, notebooks): the job config is the record
         return
-    OmegaConf.save(OmegaConf.create({"hydra": hydra_cfg}), folder / "hydra.yaml")
-    OmegaConf.save(OmegaConf.create(list(hydra_cfg.overrides.task)), folder / "overrides.yaml")
+    _save(OmegaConf.create({"hydra": hydra_cfg}), folder / "hydra.yaml")
+    _save(OmegaConf.create(list(hydra_cfg.overrides.task)), folder / "overrides.yaml")
+
+
+def _save(node: DictConfig | ListConfig, path: Path) -> None:
+    """``OmegaConf.save`` of ``node`` with its secrets masked (interpolations kept as written)."""
+    OmegaConf.save(OmegaConf.create(mask_tree(OmegaConf.to_container(node, resolve=False))), path)

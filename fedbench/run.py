@@ -19,7 +19,7 @@ from fedbench.backends.ddp import rank_and_world
 from fedbench.device import DEFAULT, check_device
 from fedbench.federated import result_from_disk
 from fedbench.parts import build_part
-from fedbench.runfolder import RunResult, locked
+from fedbench.runfolder import RunFolder, RunResult, locked
 from fedbench.schema import check_tree
 from fedbench.threads import apply_threads, choose_threads
 from fedbench.validate import validate_knobs
@@ -42,6 +42,8 @@ def run(cfg: DictConfig) -> RunResult:
         return _run_here(cfg, threads)
     if cfg.get("precheck"):  # a paradigm's own checks (e.g. the pipeline's stages), before any process starts
         build_part(cfg.precheck)(cfg)
+    if rank_and_world()[0] == 0:
+        RunFolder(cfg).check_records()  # a damaged record is refused before the lock file is written
     with locked(cfg, enabled=rank_and_world()[0] == 0):
         if processes:  # backend.workers=N without a launcher: fork N ranks that each run this config
             launch.spawn(processes, threads, run, cfg)

@@ -37,6 +37,7 @@ from fedbench.loggers import null_logger
 from fedbench.metrics import diverged, rounds_to_target, summarize
 from fedbench.parts import build_part
 from fedbench.runlock import run_folder_lock
+from fedbench.secrets import mask_tree
 
 log = logging.getLogger("fedbench")
 SUMMARY = "summary.json"
@@ -76,7 +77,10 @@ def read_rows(path: Path) -> list[dict[str, Any]]:
 def _yaml(text: str) -> Any:
     import yaml
 
-    return yaml.safe_load(text)
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as err:  # reported like a JSON error: the file named, what is wrong
+        raise ValueError(str(err).replace("\n", " ")) from None
 
 
 def _number(text: str) -> Any:
@@ -96,7 +100,7 @@ class RunFolder:
     def __init__(self, cfg: DictConfig, main: bool = True) -> None:
         self.cfg, self.main = cfg, main
         self.path = Path(cfg.output_dir)
-        self.config: dict[str, Any] = OmegaConf.to_container(cfg, resolve=True)  # type: ignore[assignment]
+        self.config: dict[str, Any] = mask_tree(OmegaConf.to_container(cfg, resolve=True))  # secrets masked
         self.accepted = False
 
     def check_records(self) -> None:

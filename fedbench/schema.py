@@ -20,6 +20,7 @@ from hydra.utils import get_object
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from fedbench.errors import ConfigError
+from fedbench.extras import check_available
 
 HYDRA_KEYS = {"_target_", "_partial_", "_args_", "_recursive_", "_convert_"}
 _EVAL_NS = {**vars(typing), "Sequence": Sequence, "Mapping": Mapping, "Callable": Callable}
@@ -95,13 +96,15 @@ def check_tree(node: DictConfig, name: str) -> None:
         quiet = logging.getLogger("hydra.utils")
         level, quiet.level = quiet.level, logging.CRITICAL  # Hydra logs the failure itself; one line is ours
         try:
-            get_object(target)
+            factory = get_object(target)
         except Exception as err:  # noqa: BLE001 - any import failure: one line naming the field
             cause = err.__cause__ or err
             first = str(cause).strip().splitlines()[0] if str(cause).strip() else ""
             raise ConfigError(f"{name}._target_ cannot be imported ({target!r}: {type(cause).__name__}: {first})") from None
         finally:
             quiet.level = level
+        for module in getattr(factory, "needs_modules", ()):
+            check_available(module, f"{name} ({target})")
         check_node(node, name)
     for key in node:
         child = node._get_node(key)

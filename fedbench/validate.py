@@ -32,9 +32,10 @@ def _kind(v: Any) -> str:
         type(v), type(v).__name__)
 
 
-def number(cfg: Mapping[str, Any], field: str, allowed: str, ok, integer: bool = False) -> None:
-    """``field`` must be a finite number (an integer with ``integer``) of a sane size for which ``ok`` holds."""
-    v = cfg[field] if field in cfg else None
+def number(cfg: Mapping[str, Any], key: str, allowed: str, ok, integer: bool = False, prefix: str = "") -> None:
+    """``cfg[key]`` (named ``prefix + key``) must be a finite number (an integer with ``integer``) of a sane size for
+    which ``ok`` holds."""
+    v, field = cfg[key] if key in cfg else None, prefix + key
     kind = "an integer" if integer else "a number"
     if not (is_int(v) if integer else is_num(v)):
         what = "not a whole number" if integer and is_num(v) else _kind(v)
@@ -82,6 +83,8 @@ def validate_knobs(cfg: Mapping[str, Any]) -> None:
     require(isinstance(st, bool), "stop_at_target", "true or false", st)
     require(not st or cfg["target_accuracy"] is not None, "stop_at_target", "false when target_accuracy is null", st)
     _client_speed(cfg)
+    if isinstance(cfg.get("pipeline"), Mapping):
+        check_pipeline_sizes(cfg["pipeline"], str(cfg.get("paradigm")))
 
 
 def _client_speed(cfg: Mapping[str, Any]) -> None:
@@ -98,3 +101,11 @@ def _client_speed(cfg: Mapping[str, Any]) -> None:
 def validate_sizes(num_clients: int, num_samples: int) -> None:
     """``num_clients`` cannot exceed the training samples (every client needs data)."""
     require(num_clients <= num_samples, "num_clients", f"<= the {num_samples} training samples", num_clients)
+
+
+def check_pipeline_sizes(p: Mapping[str, Any], paradigm: str) -> None:
+    """``pipeline.stages``/``microbatches``/``replicas`` (checked before ``backend.workers``, which is derived from them)."""
+    for key in ("stages", "microbatches", "replicas"):
+        number(p, key, ">= 1", lambda v: v >= 1, integer=True, prefix="pipeline.")
+    require(p["stages"] >= 2 or paradigm == "hybrid", "pipeline.stages", "an integer >= 2 for paradigm=pipeline",
+            p["stages"])

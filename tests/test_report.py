@@ -104,5 +104,5 @@ def test_empty_and_unfinished_sweeps_say_what_is_missing(tmp_path, capsys):
     (run / "metrics.csv").write_text("round,test_accuracy\n1,0.5\n2,0.6\n")
     assert report([str(tmp_path), "--out", str(tmp_path / "r")]) == 1
     err = capsys.readouterr().err
-    assert "unfinished: no summary.json (2 rounds in metrics.csv)" in err and "none of the 1 run folder(s) has finished" in err
+    assert "unfinished: no summary.json (2 rounds in metrics.csv)" in err and "none of the 1 run folder(s) can be reported" in err
     assert not (tmp_path / "r").exists()

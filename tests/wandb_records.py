@@ -57,3 +57,15 @@ def summary(records: list[pb.Record]) -> dict:
 
 def run_info(records: list[pb.Record]) -> pb.RunRecord:
     return next(r.run for r in records if r.WhichOneof("record_type") == "run")
+
+
+def config(records: list[pb.Record]) -> dict:
+    """The run's config (W&B stores each key's value under ``{"value": ...}``; its own ``_wandb`` key dropped)."""
+    out: dict = {}
+    for r in records:
+        kind = r.WhichOneof("record_type")
+        items = r.run.config.update if kind == "run" else r.config.update if kind == "config" else []
+        for key, value in _items(items).items():
+            out[key] = value.get("value") if isinstance(value, dict) and "value" in value else value
+    out.pop("_wandb", None)
+    return out

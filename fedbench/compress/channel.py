@@ -120,7 +120,7 @@ def compressor_of(node: DictConfig) -> Compressor:
     """The ``compressor`` config's Compressor (the channel's own keys, ``direction`` and ``error_feedback``, left out)."""
     spec = OmegaConf.to_container(node, resolve=True)
     spec.pop("direction", None), spec.pop("error_feedback", None)
-    compressor = build_part(OmegaConf.create(spec))
+    compressor = build_part(OmegaConf.create(spec), field="compressor")
     require(isinstance(compressor, Compressor), "compressor", "a Compressor factory", type(compressor).__name__)
     return compressor
 

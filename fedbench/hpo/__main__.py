@@ -4,7 +4,7 @@ Composes the config like ``python -m fedbench`` (the preset ``conf/hpo/<name>.ya
 space, objectives, sampler and pruner, and may set the base run), checks everything, then runs the
 search: in this process, or with ``hpo.workers=N`` as N submitit workers (``hydra/launcher=submitit_slurm``
 for a SLURM array). Rerunning the same command continues the study. Exit status: 0 done, 1 a worker
-failed, 2 invalid configuration.
+failed, 2 invalid configuration, 4 an optional extra is missing (cmaes, postgres).
 """
 
 from __future__ import annotations
@@ -21,10 +21,11 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from fedbench.config import CONF, compose, group_option_errors
 from fedbench.dicts import flatten
-from fedbench.errors import ConfigError
+from fedbench.errors import ConfigError, SetupError
 from fedbench.hpo import outputs, study as studies
 from fedbench.hpo.settings import HpoSettings, parse
 from fedbench.hpo.study import StudySpec, log_to
+from fedbench.secrets import mask
 from fedbench.validate import validate_knobs
 
 log = logging.getLogger("fedbench")
@@ -131,14 +132,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         spec, launcher = prepare(args)
         study, _ = studies.load(spec)  # a bad storage fails here, before any worker starts
     except ConfigError as err:
-        print(f"fedbench.hpo: invalid configuration: {err}", file=sys.stderr)
+        print(f"fedbench.hpo: invalid configuration: {mask(str(err))}", file=sys.stderr)
         return 2
+    except SetupError as err:
+        print(f"fedbench.hpo: cannot run here: {mask(str(err))}", file=sys.stderr)
+        return 4
     from fedbench.hpo.worker import work  # torch and the run loop only once the command is accepted
 
     settings, folder = spec.settings, Path(spec.folder)
     log.info("study %s: %d trial(s) so far, target %d; %s sampler, %s pruner; objectives %s; storage %s; "
              "%d worker(s)", spec.study_name, len(study.trials), settings.n_trials, settings.sampler, settings.pruner,
-             ", ".join(f"{o.metric} ({o.direction})" for o in settings.objectives), spec.storage, settings.workers)
+             ", ".join(f"{o.metric} ({o.direction})" for o in settings.objectives), mask(spec.storage), settings.workers)
     failures: list[str] = []
     try:
         if settings.workers == 1:
@@ -148,13 +152,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             failures = run_workers(work, spec, settings.workers, launcher, folder, lambda: _progress(spec))
     except ConfigError as err:
-        print(f"fedbench.hpo: invalid configuration: {err}", file=sys.stderr)
+        print(f"fedbench.hpo: invalid configuration: {mask(str(err))}", file=sys.stderr)
         return 2
     study, _ = studies.load(spec)
     summary = outputs.write_all(study, settings, spec.overrides, folder)
     _report(summary, folder, spec)
     for line in failures:
-        print(f"fedbench.hpo: {line}", file=sys.stderr)
+        print(f"fedbench.hpo: {mask(line)}", file=sys.stderr)
     return 1 if failures else 0
 
 
@@ -168,7 +172,7 @@ def _report(summary: dict[str, Any], folder: Path, spec: StudySpec) -> None:
     elif summary.get("pareto_front"):
         log.info("Pareto front: trials %s (best.yaml, pareto_front.csv)", [e["trial"] for e in summary["pareto_front"]])
     target = spec.storage.removeprefix("journal:")
-    log.info("browse it: uvx optuna-dashboard %s", target)
+    log.info("browse it: uvx optuna-dashboard %s", mask(target))
 
 
 def entry() -> None:

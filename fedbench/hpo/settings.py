@@ -12,6 +12,7 @@ from dataclasses import dataclass, fields
 from typing import Any, Mapping
 
 from fedbench.errors import ConfigError, require, require_choice
+from fedbench.extras import check_available
 
 SAMPLERS = ("tpe", "random", "grid", "cmaes", "nsga2")
 PRUNERS = ("median", "successive_halving", "hyperband", "none")
@@ -181,6 +182,7 @@ def _check(s: HpoSettings) -> None:
         if categorical:
             raise ConfigError(f"hpo.sampler=cmaes searches numbers only; {categorical} are categorical "
                               "(use tpe, random or grid)")
+        check_available("cmaes", "hpo.sampler=cmaes")
     if s.sampler == "grid":
         for p in s.params:
             p.grid()  # raises for a continuous range

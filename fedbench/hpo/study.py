@@ -17,8 +17,11 @@ from typing import Any
 import optuna
 import yaml
 
+from fedbench.dicts import flatten
 from fedbench.errors import ConfigError
+from fedbench.extras import check_available
 from fedbench.hpo.settings import HpoSettings
+from fedbench.secrets import MaskingFilter, mask_tree
 
 log = logging.getLogger("fedbench")
 JOURNAL = "journal.log"
@@ -54,6 +57,8 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
         from optuna.storages.journal import JournalFileBackend
 
         return optuna.storages.JournalStorage(JournalFileBackend(url.removeprefix("journal:")))
+    if url.startswith(("postgresql://", "postgresql+psycopg2://", "postgres://")):
+        check_available("psycopg2", "hpo.storage=postgresql://...")
     try:
         return optuna.storages.RDBStorage(url, engine_kwargs={"pool_pre_ping": True})
     except Exception as err:  # noqa: BLE001 - a driver or connection problem: say which storage
@@ -119,17 +124,23 @@ def load(spec: StudySpec, worker: int = 0) -> tuple[optuna.Study, optuna.storage
 
 
 def check_identity(folder: Path, identity: dict[str, Any]) -> None:
-    """Refuse to continue a study folder that holds a study of another config; record a new one's identity."""
+    """Refuse to continue a study folder that holds a study of another config; record a new one's identity.
+
+    The identity is recorded with secrets masked (a database URL's password never reaches ``study.yaml``); a refusal
+    names only the keys that differ."""
+    identity = flatten(mask_tree(identity))
     path = folder / IDENTITY
     if not path.exists():
         folder.mkdir(parents=True, exist_ok=True)
-        path.write_text(yaml.safe_dump(identity, sort_keys=True))
+        path.write_text(yaml.safe_dump(identity, sort_keys=True, width=200))
         return
-    recorded = yaml.safe_load(path.read_text()) or {}
+    recorded = flatten(yaml.safe_load(path.read_text()) or {})
     differ = sorted(k for k in set(recorded) | set(identity) if recorded.get(k) != identity.get(k))
     if differ:
-        details = "; ".join(f"{k}: {recorded.get(k)!r} there, {identity.get(k)!r} now" for k in differ[:4])
-        raise ConfigError(f"hpo.dir {folder} holds a study of another configuration ({details}); rerun the same "
+        details = "; ".join(f"{k}: {recorded.get(k, '(unset)')!r} there, {identity.get(k, '(unset)')!r} now"
+                            for k in differ[:6])
+        more = f" and {len(differ) - 6} more" if len(differ) > 6 else ""
+        raise ConfigError(f"hpo.dir {folder} holds a study of another configuration ({details}{more}); rerun the same "
                           "command to continue it, or pass hpo.dir=<new folder> to start another study")
 
 
@@ -140,5 +151,7 @@ def log_to(stream: Any) -> None:
         handler = logging.StreamHandler(stream)
         handler.setFormatter(logging.Formatter("[%(asctime)s][%(name)s][%(levelname)s] - %(message)s"))
         logger.addHandler(handler)
+    for handler in logger.handlers:
+        handler.addFilter(MaskingFilter())
     logger.setLevel(logging.INFO)
     optuna.logging.set_verbosity(optuna.logging.WARNING)

@@ -140,13 +140,17 @@ def objective_values(summary: Mapping[str, Any], settings: HpoSettings) -> list[
 
 def trial_config(overrides: Sequence[str], values: Mapping[str, Any], folder: Path) -> DictConfig:
     """The composed config of a trial: the study's overrides, the trial's values and its pruning reporter;
-    the ``hpo`` node itself is dropped (a trial is a plain run; ``hpo.n_trials`` may change between reruns)."""
+    the ``hpo`` node itself is dropped (a trial is a plain run; ``hpo.n_trials`` may change between reruns). With
+    ``logger=[csv,wandb]`` the trials of a study share a W&B group named after the study folder."""
     from fedbench.config import compose
 
     cfg = compose([*overrides, *as_overrides(values), "+callbacks.hpo_pruning._target_=fedbench.hpo.trial.attach",
                    "+callbacks.hpo_pruning._partial_=true"], folder)
     with open_dict(cfg):
         cfg.pop("hpo", None)
+        wandb = cfg.logger.get("wandb")
+        if wandb is not None and wandb.get("group") is None:  # a study's trials are one W&B group
+            wandb.group = folder.parent.parent.name
     return cfg
 
 

@@ -99,7 +99,7 @@ def work(spec: StudySpec, index: int = 0) -> dict[str, Any]:
         result = run_trial(trial, settings, spec.overrides, folder)
         _tell(study, trial, result)
         done[result["state"]] += 1
-        _log_trial(study, trial.number, result, name)
+        _log_trial(study, trial.number, result, name, settings)
     log.info("worker %s: %d complete, %d pruned, %d failed; study has %d trials", name, done["complete"],
              done["pruned"], done["fail"], len(study.trials))
     return {"worker": name, **done}
@@ -113,7 +113,8 @@ def _tell(study: optuna.Study, trial: optuna.Trial, result: dict[str, Any]) -> N
     study.tell(trial, result.get("values") if state == TrialState.COMPLETE else None, state=state)
 
 
-def _log_trial(study: optuna.Study, number: int, result: dict[str, Any], worker: str) -> None:
+def _log_trial(study: optuna.Study, number: int, result: dict[str, Any], worker: str, settings: Any) -> None:
+    """One line per trial: its parameters and outcome, ``trial k/N`` finished and an ETA for the rest."""
     params = " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in result["params"].items())
     what = {"complete": lambda: "-> " + ", ".join(f"{v:.4g}" for v in result["values"]),
             "pruned": lambda: f"pruned ({result['reason']})", "fail": lambda: f"FAILED: {result['reason']}"}
@@ -121,7 +122,16 @@ def _log_trial(study: optuna.Study, number: int, result: dict[str, Any], worker:
     best = ""
     if len(study.directions) == 1 and any(t.state == TrialState.COMPLETE for t in finished):
         best = f"; best so far: trial {study.best_trial.number} ({study.best_value:.4g})"
-    log.info("trial %d [%s]: %s %s (%.1f s); %d finished%s", number, worker, params, what[result["state"]](),
-             result.get("seconds") or 0.0, len(finished), best)
+    log.info("trial %d [%s]: %s %s (%.1f s); trial %d/%d finished%s%s", number, worker, params,
+             what[result["state"]](), result.get("seconds") or 0.0, len(finished), settings.n_trials,
+             eta(finished, settings.n_trials, settings.workers), best)
 
 
+def eta(finished: list[Any], target: int, workers: int) -> str:
+    """``, ETA 3m20s``: the mean time of the finished trials times the trials left, shared by the workers."""
+    seconds = [t.user_attrs["seconds"] for t in finished if isinstance(t.user_attrs.get("seconds"), (int, float))]
+    left = target - len(finished)
+    if not seconds or left <= 0:
+        return ""
+    total = sum(seconds) / len(seconds) * left / max(1, workers)
+    return f", ETA {int(total // 60)}m{int(total % 60):02d}s"

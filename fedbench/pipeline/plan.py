@@ -15,7 +15,7 @@ from omegaconf import DictConfig
 from torch import nn
 
 from fedbench.errors import ConfigError, require, require_choice
-from fedbench.validate import is_int
+from fedbench.validate import check_pipeline_sizes
 
 SCHEDULES = ("gpipe", "1f1b")
 
@@ -85,9 +85,7 @@ def check(cfg: DictConfig, world: int | None = None) -> None:
     from fedbench.backends.ddp import rank_and_world
 
     p: Any = cfg.pipeline
-    for key in ("stages", "microbatches", "replicas"):
-        require(is_int(p[key]) and p[key] >= 1, f"pipeline.{key}", "an integer >= 1", p[key])
-    require(p.stages >= 2 or cfg.paradigm == "hybrid", "pipeline.stages", "an integer >= 2 for paradigm=pipeline", p.stages)
+    check_pipeline_sizes(p, cfg.paradigm)
     require_choice(p.schedule, "pipeline.schedule", SCHEDULES)
     if p.schedule == "1f1b":  # its warm-up runs one forward per later stage before the first backward
         require(p.microbatches >= p.stages, "pipeline.microbatches", f">= pipeline.stages={p.stages} for the 1f1b "

@@ -43,8 +43,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     for bad in problems:
         print(f"fedbench.report: skipping {bad.path}: {bad.problem}", file=sys.stderr)
     if not finished:
-        print(f"fedbench.report: none of the {len(records)} run folder(s) has finished (no summary.json yet); "
-              "rerun the sweep (finished jobs are skipped, unfinished ones resume) or wait for it", file=sys.stderr)
+        print(f"fedbench.report: none of the {len(records)} run folder(s) can be reported (each is listed above with "
+              "why); an unfinished sweep: rerun it (finished jobs are skipped, unfinished ones resume) or wait for it",
+              file=sys.stderr)
         return 1
     from fedbench.report.provenance import warning
     from fedbench.report.systems_report import write_report  # pandas/seaborn only when there is work

@@ -13,7 +13,7 @@ from typing import Any, Callable, Sequence
 import pandas as pd
 
 from fedbench.report import analysis as A
-from fedbench.report import figures as F
+from fedbench.report import figure_style as S
 from fedbench.report.runs import RunRecord
 
 PARTS = ("client_accuracy_p10", "client_accuracy_p50", "client_accuracy_p90", "client_accuracy_mean",
@@ -26,7 +26,7 @@ def distribution_over_rounds(metrics: pd.DataFrame, path: Path) -> Path:
     """One panel per group (at most :data:`MAX_PANELS`): p10-p90 band, median, mean and minimum per round."""
     data = metrics.dropna(subset=["client_accuracy_mean"])
     labels = list(dict.fromkeys(data["label"]))[:MAX_PANELS]
-    fig, axes = F.plt.subplots(len(labels), 1, figsize=(9.5, 2.7 * len(labels) + 0.6), squeeze=False, sharex=True)
+    fig, axes = S.figure(9.5, 2.7 * len(labels) + 0.6, len(labels), 1, squeeze=False, sharex=True)
     for ax, label in zip(axes[:, 0], labels):
         curve = data[data["label"] == label].groupby("round")[list(PARTS)].mean()
         ax.fill_between(curve.index, curve["client_accuracy_p10"], curve["client_accuracy_p90"], alpha=0.25,
@@ -34,11 +34,12 @@ def distribution_over_rounds(metrics: pd.DataFrame, path: Path) -> Path:
         ax.plot(curve.index, curve["client_accuracy_p50"], label="median")
         ax.plot(curve.index, curve["client_accuracy_mean"], "--", label="mean (unweighted)")
         ax.plot(curve.index, curve["client_accuracy_min"], ":", color="black", label="worst client")
-        ax.set(ylabel="client accuracy", ylim=(-0.02, 1.02), title=F._wrap(label, 90))
-        ax.legend(fontsize="x-small", loc="upper left", bbox_to_anchor=(1.01, 1))
+        ax.set(ylabel="client accuracy", ylim=(-0.02, 1.02), title=S.wrap(label, 90))
+        S.integer_rounds(ax)
+    S.legend(axes[0, 0], "clients")
     axes[-1, 0].set_xlabel("communication round")
     fig.suptitle("Accuracy of the global model on each client's test data (mean over seeds)")
-    return F._save(fig, path)
+    return S.save(fig, path)
 
 
 def _final(frame: pd.DataFrame, column: str) -> float | None:

@@ -1,106 +1,101 @@
-"""The report's figures (seaborn on matplotlib's file backend); each function writes one PNG.
+"""The report's figures; each function writes one figure (PNG, PDF and SVG: :mod:`fedbench.report.figure_style`).
 
-Every figure takes the long-format table of per-round metrics (one row per run and round, with
-``label`` = the run's group and ``seed``) and draws the mean over seeds with a band of one
-standard deviation where a group has several seeds.
+Every figure of per-round metrics takes the long-format table (one row per run and round, with the run's group as
+``hue``/``style`` and ``seed``) and draws the mean over seeds, with a band of one standard deviation where a group has
+several seeds.
 """
 
 from __future__ import annotations
 
-import textwrap
 from pathlib import Path
 from typing import Any
 
-import matplotlib
+import numpy as np
+import pandas as pd
+import seaborn as sns
 
-if "inline" not in str(matplotlib.rcParams["backend"]):  # files only; a notebook keeps showing its figures
-    matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import seaborn as sns  # noqa: E402
+from fedbench.report import figure_style as S
+from fedbench.report.figure_style import wrap as _wrap
 
 TIME_PARTS = {"compute_per_rank_s": "local compute (per rank)", "aggregate_s": "aggregation", "eval_s": "evaluation",
               "comm_s": "collective (measured)", "idle_s": "idle at barrier", "comm_sim_s": "network (simulated)"}
 
 
-def _save(fig: plt.Figure, path: Path) -> Path:
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
-
-
-def _legend(ax: plt.Axes, title: str = "group") -> None:
-    handles, labels = ax.get_legend_handles_labels()
-    if handles:
-        ax.legend(handles, [_wrap(t, 34) for t in labels], title=title, fontsize="small", title_fontsize="small",
-                  loc="upper left", bbox_to_anchor=(1.01, 1))
-
-
 def accuracy_vs_round(metrics: pd.DataFrame, path: Path) -> Path:
-    """Test accuracy per round for every group (mean over seeds, band = 1 sd)."""
-    fig, ax = plt.subplots(figsize=(9.5, 4.4))
+    """Test accuracy per round for every group (mean over seeds, band = 1 sd where a group has several)."""
+    fig, ax = S.figure(7.5, 3.6)
     data = metrics.dropna(subset=["test_accuracy"])
-    sns.lineplot(data=data, x="round", y="test_accuracy", hue="label", errorbar="sd", marker="o", markersize=3, ax=ax)
+    S.lines(data, "round", "test_accuracy", ax, marker="o", markersize=3)
     ax.set(xlabel="communication round (epoch for centralized baselines)", ylabel="test accuracy",
-           title="Test accuracy per round (mean over seeds, band = 1 sd)")
-    _legend(ax)
-    return _save(fig, path)
+           title=f"Test accuracy per round ({S.band_note(data)})")
+    S.integer_rounds(ax)
+    S.legend(ax)
+    return S.save(fig, path)
 
 
 def accuracy_vs_bytes(metrics: pd.DataFrame, path: Path, up_only: bool = False) -> Path:
     """Test accuracy against cumulative bytes communicated (up + down, or uploads only), in MB."""
     data = metrics.dropna(subset=["test_accuracy"]).copy()
     data["cum_mb"] = (data["cum_bytes_up"] + (0 if up_only else data["cum_bytes_down"])) / 1e6
-    fig, ax = plt.subplots(figsize=(9.5, 4.4))
-    sns.lineplot(data=data, x="cum_mb", y="test_accuracy", hue="label", errorbar="sd", marker="o", markersize=3, ax=ax)
+    fig, ax = S.figure(7.5, 3.6)
+    S.lines(data, "cum_mb", "test_accuracy", ax, marker="o", markersize=3)
     if data["cum_mb"].gt(0).any() and data["cum_mb"].max() / max(data.loc[data.cum_mb > 0, "cum_mb"].min(), 1e-12) > 100:
         ax.set_xscale("log")
     ax.set(xlabel=f"cumulative communication, {'uploads' if up_only else 'up + down'} (MB)", ylabel="test accuracy",
-           title="Accuracy vs bytes " + ("uploaded" if up_only else "communicated"))
-    _legend(ax)
-    return _save(fig, path)
+           title="Accuracy vs bytes " + ("uploaded" if up_only else "communicated") + f" ({S.band_note(data)})")
+    S.legend(ax)
+    return S.save(fig, path)
+
+
+def accuracy_vs_time(metrics: pd.DataFrame, path: Path, column: str = "cum_wall_s") -> Path:
+    """Test accuracy against time, one line per run (seeds reach a round at different times, so no mean over x):
+    measured wall-clock time (``cum_wall_s``) or simulated time (``cum_sim_round_s``: device speeds, network model)."""
+    simulated = column == "cum_sim_round_s"
+    data = metrics.dropna(subset=["test_accuracy", column])
+    fig, ax = S.figure(7.5, 3.6)
+    S.lines(data, column, "test_accuracy", ax, per_run=True, marker="o", markersize=2, linewidth=0.9)
+    if data[column].gt(0).any() and data[column].max() / max(data.loc[data[column] > 0, column].min(), 1e-12) > 100:
+        ax.set_xscale("log")
+    kind = "simulated time (s; device speeds and network model)" if simulated else "wall-clock time (s, measured)"
+    ax.set(xlabel=kind, ylabel="test accuracy",
+           title=f"Accuracy vs {'simulated' if simulated else 'wall-clock'} time (one line per run)")
+    S.legend(ax)
+    return S.save(fig, path)
 
 
 def accuracy_vs_sim_time(metrics: pd.DataFrame, path: Path) -> Path:
-    """Test accuracy against simulated wall-clock time (``cum_sim_round_s``: device speeds and network model)."""
-    fig, ax = plt.subplots(figsize=(9.5, 4.4))
-    data = metrics.dropna(subset=["test_accuracy"])
-    # seeds reach each round at different simulated times: one line per run, not a mean over x
-    sns.lineplot(data=data, x="cum_sim_round_s", y="test_accuracy", hue="label", units="run", estimator=None,
-                 marker="o", markersize=2, linewidth=0.9, ax=ax)
-    ax.set(xlabel="simulated time (s)", ylabel="test accuracy", xscale="log",
-           title="Accuracy vs simulated time (one line per run)")
-    _legend(ax)
-    return _save(fig, path)
+    """Test accuracy against simulated time (see :func:`accuracy_vs_time`)."""
+    return accuracy_vs_time(metrics, path, "cum_sim_round_s")
 
 
 def consensus_distance(metrics: pd.DataFrame, path: Path) -> Path:
     """Gossip runs' consensus distance mean_i ||x_i - x_bar||^2 per round (log scale)."""
-    fig, ax = plt.subplots(figsize=(9.5, 4.0))
-    sns.lineplot(data=metrics.dropna(subset=["consensus_distance"]), x="round", y="consensus_distance", hue="label",
-                 errorbar="sd", ax=ax)
+    fig, ax = S.figure(7.5, 3.4)
+    S.lines(metrics.dropna(subset=["consensus_distance"]), "round", "consensus_distance", ax)
     ax.set(xlabel="round", ylabel="consensus distance", yscale="log", title="Consensus distance of the gossip nodes")
-    _legend(ax)
-    return _save(fig, path)
+    S.integer_rounds(ax)
+    S.legend(ax)
+    return S.save(fig, path)
 
 
 def extra_metrics(metrics: pd.DataFrame, columns: list[str], path: Path) -> Path:
-    """One panel per extra per-round column (see ``analysis.extra_columns``), every group a line."""
-    fig, axes = plt.subplots(len(columns), 1, figsize=(9.5, 2.6 * len(columns) + 0.6), squeeze=False)
-    for ax, col in zip(axes[:, 0], columns):
-        sns.lineplot(data=metrics.dropna(subset=[col]), x="round", y=col, hue="label", errorbar="sd", ax=ax)
+    """One panel per extra per-round column (see ``analysis.extra_columns``), every group a line; one legend."""
+    fig, axes = S.figure(7.5, 2.3 * len(columns) + 0.6, len(columns), 1, squeeze=False, sharex=True)
+    for i, (ax, col) in enumerate(zip(axes[:, 0], columns)):
+        S.lines(metrics.dropna(subset=[col]), "round", col, ax)
         ax.set(xlabel="round", ylabel=col)
-        _legend(ax)
-    axes[0, 0].set_title("Other per-round metrics (mean over seeds, band = 1 sd)")
-    return _save(fig, path)
+        S.integer_rounds(ax)
+        if i and ax.get_legend() is not None:
+            ax.get_legend().remove()
+    S.legend(axes[0, 0])
+    axes[0, 0].set_title(f"Other per-round metrics ({S.band_note(metrics)})")
+    return S.save(fig, path)
 
 
 def label_distribution(partition: dict[str, Any], title: str, path: Path, max_clients: int = 50) -> Path:
     """Stacked bars: each client's training examples per label (the picture of non-IID-ness)."""
     counts = np.asarray(partition["label_counts"])[:max_clients]
-    fig, ax = plt.subplots(figsize=(7, 3.8))
+    fig, ax = S.figure(7, 3.8)
     bottom = np.zeros(len(counts))
     colors = sns.color_palette("tab10" if counts.shape[1] <= 10 else "husl", counts.shape[1])
     for label in range(counts.shape[1]):
@@ -108,12 +103,9 @@ def label_distribution(partition: dict[str, Any], title: str, path: Path, max_cl
         bottom += counts[:, label]
     shown = f" (first {len(counts)} of {len(partition['label_counts'])})" if len(partition["label_counts"]) > len(counts) else ""
     ax.set(xlabel=f"client{shown}", ylabel="training examples", title=title)
-    ax.legend(title="label", ncol=2, fontsize="x-small", title_fontsize="small", loc="upper right", bbox_to_anchor=(1.16, 1))
-    return _save(fig, path)
-
-
-def _wrap(text: str, width: int = 38) -> str:
-    return "\n".join(textwrap.wrap(text, width)) or text
+    ax.legend(title="label", ncol=2, fontsize="x-small", title_fontsize="small")
+    S.legend(ax, "label", width=12)
+    return S.save(fig, path)
 
 
 def time_breakdown(metrics: pd.DataFrame, path: Path) -> Path:
@@ -123,7 +115,7 @@ def time_breakdown(metrics: pd.DataFrame, path: Path) -> Path:
     parts = [c for c in TIME_PARTS if c in metrics and metrics[c].fillna(0).gt(0).any()]
     means = metrics.groupby("label", sort=False)[parts].mean().fillna(0)
     means.index = [_wrap(i) for i in means.index]
-    fig, ax = plt.subplots(figsize=(9, 0.7 * len(means) + 2.4))
+    fig, ax = S.figure(8, 0.6 * len(means) + 2.0)
     left = np.zeros(len(means))
     colors = sns.color_palette("Set2", len(parts))
     for part, color in zip(parts, colors):
@@ -132,13 +124,14 @@ def time_breakdown(metrics: pd.DataFrame, path: Path) -> Path:
     ax.set(xlabel="seconds per round (mean over rounds and seeds)", ylabel="", title="Where a round's time goes")
     ax.invert_yaxis()
     ax.tick_params(axis="y", labelsize="small")
-    ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1))
-    return _save(fig, path)
+    ax.legend()
+    S.legend(ax, "part")
+    return S.save(fig, path)
 
 
 def strong_scaling(table: pd.DataFrame, path: Path) -> Path:
     """Speed-up and efficiency vs workers, with the ideal (linear) line."""
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(8, 3.6))
+    fig, (ax1, ax2) = S.figure(8, 3.6, 1, 2)
     w = table["workers"]
     ax1.plot(w, w, "--", color="grey", label="ideal")
     ax1.plot(w, table["speedup"], "o-", label="measured")
@@ -150,12 +143,12 @@ def strong_scaling(table: pd.DataFrame, path: Path) -> Path:
     ax2.legend(fontsize="small")
     for ax in (ax1, ax2):
         ax.set_xticks(list(w))
-    return _save(fig, path)
+    return S.save(fig, path)
 
 
 def weak_scaling(table: pd.DataFrame, path: Path) -> Path:
     """Round time vs workers at fixed work per worker (flat = ideal)."""
-    fig, ax = plt.subplots(figsize=(5.5, 3.6))
+    fig, ax = S.figure(5.5, 3.6)
     w = table["workers"]
     ax.plot(w, [table["round_s"].iloc[0]] * len(w), "--", color="grey", label="ideal (flat)")
     ax.plot(w, table["round_s"], "o-", label="measured")
@@ -163,23 +156,23 @@ def weak_scaling(table: pd.DataFrame, path: Path) -> Path:
            ylim=(0, None))
     ax.set_xticks(list(w))
     ax.legend(fontsize="small")
-    return _save(fig, path)
+    return S.save(fig, path)
 
 
 def robustness_heatmap(table: pd.DataFrame, path: Path) -> Path:
     """Final accuracy per attack (rows) and aggregator (columns), annotated."""
-    fig, ax = plt.subplots(figsize=(1.3 * len(table.columns) + 2.6, 0.55 * len(table) + 1.8))
+    fig, ax = S.figure(1.3 * len(table.columns) + 2.6, 0.55 * len(table) + 1.8)
     sns.heatmap(table.astype(float), annot=True, fmt=".2f", vmin=0, vmax=1, cmap="RdYlGn", cbar_kws={"label": "final accuracy"},
                 ax=ax)
     ax.set(xlabel="aggregator", ylabel="attack", title="Final test accuracy under attack")
     ax.tick_params(axis="x", labelrotation=25)
-    return _save(fig, path)
+    return S.save(fig, path)
 
 
 def accuracy_vs_epsilon(points: pd.DataFrame, path: Path) -> Path:
     """Final accuracy against the final epsilon, one marker per run; runs without privacy (or without noise,
     epsilon = inf) are drawn as horizontal reference lines."""
-    fig, ax = plt.subplots(figsize=(8, 4.2))
+    fig, ax = S.figure(8, 4.2)
     finite = points[points["epsilon"].notna() & np.isfinite(points["epsilon"].astype(float).fillna(np.inf))]
     if len(finite):
         sns.scatterplot(data=finite, x="epsilon", y="accuracy", hue="mechanism", style="mechanism", s=60, ax=ax)
@@ -188,14 +181,14 @@ def accuracy_vs_epsilon(points: pd.DataFrame, path: Path) -> Path:
         ax.axhline(rows["accuracy"].mean(), linestyle="--", color=sns.color_palette("Greys", 4)[2 + i % 2],
                    label=_wrap(f"{label} (epsilon = inf)", 40))
     ax.set(xlabel="epsilon at delta (log)", ylabel="final test accuracy", title="Privacy-utility trade-off")
-    _legend(ax, "mechanism")
-    return _save(fig, path)
+    S.legend(ax, "mechanism")
+    return S.save(fig, path)
 
 
 def bubble_vs_microbatches(points: pd.DataFrame, path: Path) -> Path:
     """Measured pipeline bubble fraction against microbatches, one line per (schedule, stages, replicas),
     with the theoretical (p - 1) / (m + p - 1) of each stage count dashed."""
-    fig, ax = plt.subplots(figsize=(7, 4))
+    fig, ax = S.figure(7, 4)
     sns.lineplot(data=points, x="microbatches", y="bubble", hue="setting", style="setting", markers=True, dashes=False,
                  errorbar=("pi", 100), ax=ax)
     for stages in sorted(points["stages"].unique()):
@@ -204,5 +197,5 @@ def bubble_vs_microbatches(points: pd.DataFrame, path: Path) -> Path:
     ax.set_xscale("log", base=2)
     ax.set(xlabel="microbatches m (log2)", ylabel="bubble fraction (idle share of a step)", ylim=(0, 1),
            title="Pipeline bubble: measured vs (p - 1) / (m + p - 1)")
-    _legend(ax, "schedule, stages x replicas")
-    return _save(fig, path)
+    S.legend(ax, "schedule, stages x replicas")
+    return S.save(fig, path)

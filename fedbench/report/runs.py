@@ -48,6 +48,11 @@ def load_run(path: Path) -> RunRecord:
     missing = [c for c in ("round", "test_accuracy") if c not in metrics.columns]
     if missing:
         return RunRecord(path, problem=f"metrics.csv lacks the columns {missing} (empty or not written by fedbench)")
+    import pandas as pd
+
+    text = [c for c in metrics.columns if not pd.api.types.is_numeric_dtype(metrics[c])]
+    if text:
+        return RunRecord(path, problem=f"metrics.csv column {text[0]!r} holds values that are not numbers (damaged?)")
     return record
 
 

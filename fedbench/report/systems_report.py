@@ -15,11 +15,11 @@ from fedbench.report import figures as F
 from fedbench.report import hpo_section
 from fedbench.report import provenance as P
 from fedbench.report import sections as S
-from fedbench.report.grouping import group_values, label, varying_keys
-from fedbench.report.runs import RunRecord, flatten, load_partition, read_csv
+from fedbench.report.grouping import display_name, flat_config, group_values, label, varying_keys
+from fedbench.report.runs import RunRecord, load_partition, read_csv
 
-SETUP_KEYS = ("dataset._target_", "model._target_", "partitioner._target_", "algorithm._target_", "paradigm",
-              "backend._target_", "num_clients", "client_fraction", "local_epochs", "batch_size", "lr", "rounds",
+SETUP_KEYS = ("choices.dataset", "choices.model", "choices.partitioner", "choices.algorithm", "choices.topology",
+              "choices.paradigm", "choices.backend", "num_clients", "client_fraction", "local_epochs", "batch_size", "lr", "rounds",
               "target_accuracy", "network.collective")
 
 
@@ -28,18 +28,37 @@ def _rel(path: Path, base: Path) -> str:
 
 
 def collect(runs: Sequence[RunRecord]) -> tuple[list[str], dict[str, list[RunRecord]], pd.DataFrame]:
-    """(varying keys, runs per group label, long table of every run's metrics rows)."""
+    """(varying keys, runs per group label, long table of every run's metrics rows). The table's ``label`` is the
+    group's full label; ``hue`` and ``style`` are what the figures colour and dash by: with one varied setting its value
+    (the legend titled by the setting, e.g. ``algorithm``), with two the first as colour and the second as line style,
+    with more the full label (see :mod:`fedbench.report.figure_style`)."""
     keys = varying_keys(runs)
     groups: dict[str, list[RunRecord]] = defaultdict(list)
     frames = []
     for run in runs:
-        name = label(group_values(run, keys))
+        values = group_values(run, keys)
+        name = label(values)
         groups[name].append(run)
         m = read_csv(run.path / "metrics.csv")
         m["label"], m["run"], m["seed"] = name, str(run.path), run.summary.get("config", {}).get("seed")
+        m["hue"], m["style"] = _factors(values)
         m["world_size"] = run.summary.get("hardware", {}).get("world_size", 1)
         frames.append(m)
-    return keys, dict(groups), pd.concat(frames, ignore_index=True)
+    metrics = pd.concat(frames, ignore_index=True)
+    names = [display_name(k) for k in keys]
+    metrics.attrs.update(hue_title=names[0] if len(names) in (1, 2) else "group",
+                         style_title=names[1] if len(names) == 2 else "setting")
+    return keys, dict(groups), metrics
+
+
+def _factors(values: dict[str, Any]) -> tuple[str, str | None]:
+    """(colour, line style) of a group: one or two varied settings' values, else the label and no style."""
+    shown = [str(v) for v in values.values()]
+    if len(values) == 1:
+        return shown[0], None
+    if len(values) == 2:
+        return shown[0], shown[1]
+    return label(values), None
 
 
 def write_report(runs: Sequence[RunRecord], problems: Sequence[RunRecord], out: Path, command: str,
@@ -51,6 +70,7 @@ def write_report(runs: Sequence[RunRecord], problems: Sequence[RunRecord], out: 
     figs: dict[str, Path] = {}
     figs["accuracy_vs_round"] = F.accuracy_vs_round(metrics, out / "accuracy_vs_round.png")
     figs["accuracy_vs_bytes"] = F.accuracy_vs_bytes(metrics, out / "accuracy_vs_bytes.png")
+    figs["accuracy_vs_time"] = F.accuracy_vs_time(metrics, out / "accuracy_vs_time.png")
     parts = _partitions(runs, keys)
     for i, (name, partition) in enumerate(parts):
         figs[f"labels_{i}"] = F.label_distribution(partition, f"Label distribution: {name}", out / f"label_distribution_{i}.png")
@@ -69,7 +89,7 @@ def write_report(runs: Sequence[RunRecord], problems: Sequence[RunRecord], out: 
              "final/best acc: test accuracy after the last round / best over rounds (mean over seeds; sd over seeds); "
              "rounds to target: first round at or above the target accuracy; messages and MB: client-server transfers "
              "(or all-reduce traffic for data-parallel runs) over the whole run.", "",
-             img("accuracy_vs_round", "test accuracy vs round"), ""]
+             img("accuracy_vs_round", "test accuracy vs round"), "", img("accuracy_vs_time", "accuracy vs time"), ""]
     for i, (name, _) in enumerate(parts):
         text += [img(f"labels_{i}", f"label distribution {name}"), ""]
     if problems:
@@ -132,7 +152,7 @@ def _partitions(runs: Sequence[RunRecord], keys: Sequence[str]) -> list[tuple[st
 
 def _introduction(keys: Sequence[str], groups: dict[str, list[RunRecord]]) -> str:
     seeds = sorted({r.summary["config"].get("seed") for rs in groups.values() for r in rs})
-    varied = ", ".join(f"`{k.removesuffix('._target_')}`" for k in keys) or "nothing (replicates only)"
+    varied = ", ".join(f"`{display_name(k)}`" for k in keys) or "nothing (replicates only)"
     return (f"This report compares {len(groups)} group(s) of federated/distributed training runs that vary {varied}, "
             f"over seed(s) {', '.join(map(str, seeds))}. It answers: which setting reaches the best test accuracy, how "
             "fast (rounds to target), at what communication cost (messages, bytes), how smooth training is, and "
@@ -140,13 +160,11 @@ def _introduction(keys: Sequence[str], groups: dict[str, list[RunRecord]]) -> st
 
 
 def _setup(runs: Sequence[RunRecord], keys: Sequence[str]) -> str:
-    flat = [flatten(r.summary.get("config", {})) for r in runs]
+    flat = [flat_config(r) for r in runs]
     rows = []
     for key in SETUP_KEYS:
-        values = sorted({str(r.summary["backend"]) if key == "backend._target_" and r.summary.get("backend") else
-                         str(f.get(key)).rsplit(".", 1)[-1] if key.endswith("_target_") else str(f.get(key))
-                         for r, f in zip(runs, flat)})
-        rows.append([key.removesuffix("._target_"), ", ".join(values) + (" (varied)" if len(values) > 1 else "")])
+        values = sorted({str(f.get(key)) for f in flat})
+        rows.append([display_name(key), ", ".join(values) + (" (varied)" if len(values) > 1 else "")])
     rows.append(["parameters", ", ".join(sorted({str(r.summary.get("num_params")) for r in runs}))])
     rows.append(["training examples", ", ".join(sorted({str(r.summary.get("num_train")) for r in runs}))])
     return A.md_table(["setting", "value"], rows)
@@ -205,7 +223,7 @@ def _discussion(groups: dict[str, list[RunRecord]], keys: Sequence[str], metrics
             points.append(f"- Fewest messages: **{by_msgs[0][0]}** ({A.fmt(by_msgs[0][1][5])}, {A.fmt(by_msgs[0][1][6], 1)} MB); "
                           f"most: **{by_msgs[-1][0]}** ({A.fmt(by_msgs[-1][1][5])}, {A.fmt(by_msgs[-1][1][6], 1)} MB).")
     for key in keys:  # how final accuracy reacts to each varied setting (mean over everything else)
-        name = key.removesuffix("._target_")
+        name = display_name(key)
         effect: dict[Any, list[float]] = defaultdict(list)
         for run in runs:
             (value,) = group_values(run, [key]).values()
