@@ -28,7 +28,10 @@ __all__ = ["RunResult", "run"]
 def run(cfg: DictConfig) -> RunResult:
     """Run one experiment end to end (or continue it from a checkpoint, or skip it when it already finished)."""
     validate_knobs(cfg)
-    own = declared(cfg.backend).runner is not None  # such a backend starts its own processes: no forked ranks here
+    capabilities = declared(cfg.backend)
+    if capabilities.precheck is not None:  # a runner backend's refusals, before the run folder exists
+        capabilities.precheck(cfg)
+    own = capabilities.runner is not None  # such a backend starts its own processes: no forked ranks here
     processes, configured = (0, None) if own else launch.plan(cfg.backend)
     # the user's count (backend.threads, OMP_NUM_THREADS, torch.set_num_threads) or the CPUs this process may use,
     # shared among this machine's ranks
