@@ -87,6 +87,8 @@ def test_client_gpus_without_a_gpu_is_refused_instead_of_waiting_for_ray_forever
     (ADAM, "FedAdam", {"eta": 0.01, "eta_l": 0.05, "tau": 0.001, "beta_1": 0.9, "beta_2": 0.99}),
     (YOGI, "FedYogi", {"eta": 0.01, "eta_l": 0.05, "tau": 0.001, "beta_1": 0.9, "beta_2": 0.99}),
     (ADAGRAD, "FedAdagrad", {"eta": 0.1, "eta_l": 0.05, "tau": 0.001}),
+    (["algorithm=qfedavg", "algorithm.q=0.5"], "QFedAvg",
+     {"client_learning_rate": 0.05, "q": 0.5, "train_loss_key": "start-loss"}),
     (["aggregator=krum"], "Krum", {"num_malicious_nodes": 1}),
     (["aggregator=multi_krum", "aggregator.weighted=true"], "MultiKrum",
      {"num_malicious_nodes": 1, "num_nodes_to_select": 3}),
@@ -153,12 +155,15 @@ def test_fedavg_through_flower_equals_the_inprocess_run_round_by_round(tmp_path,
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("overrides", [ADAM, ["aggregator=krum"]], ids=["FedAdam", "Krum"])
-def test_flower_s_fedadam_and_krum_equal_fedbench_s_with_the_matching_conventions(tmp_path, flower_env, overrides):
+@pytest.mark.parametrize("overrides, name", [(ADAM, "FedAdam"), (["aggregator=krum"], "Krum"),
+                                             (["algorithm=qfedavg", "algorithm.q=1"], "QFedAvg")],
+                         ids=["FedAdam", "Krum", "QFedAvg"])
+def test_flower_s_strategies_equal_fedbench_s_with_the_matching_conventions(tmp_path, flower_env, overrides, name):
     args = [*SHARED, "rounds=4", *overrides]
     ours = run(compose_config(args, tmp_path / "inprocess"))
     theirs = run(compose_config([*args, "backend=flower", *RAY], tmp_path / "flower"))
     a = [r["test_accuracy"] for r in ours.rows]
     b = [r["test_accuracy"] for r in theirs.rows]
     assert max(abs(x - y) for x, y in zip(a, b)) <= 1e-5, (a, b)
-    assert theirs.summary["flower"]["strategy"] == ("FedAdam" if overrides is ADAM else "Krum")
+    assert theirs.summary["flower"]["strategy"] == name
+    assert a[-1] > a[0]  # it learns: the equality is not that of two stuck runs

@@ -100,6 +100,7 @@ def _plan(cfg: DictConfig, spec: dict[str, Any]) -> dict[str, Any]:
             "weight_decay": float(cfg.weight_decay), "epochs": int(cfg.local_epochs), "eval_every": int(cfg.eval_every),
             "test_batch_size": EVAL_CHUNK, "local_seeds": local_seeds,
             "flower": {"strategy": {"name": spec["name"], "options": spec["options"]}, "cpus": int(cpus),
+                       "start_loss": spec["name"] == "QFedAvg",
                        "gpus": b.gpus, "client_cpus": b.client_cpus, "client_gpus": b.client_gpus,
                        "threads": int(b.threads or 1), "actors": actors}}
 

@@ -16,6 +16,8 @@ FedYogi        fedyogi                                     bias_correction=false
 FedAdagrad     fedadagrad                                  beta1=0 (no first moment), bias_correction=false,
                                                            initial_accumulator=0
 FedProx        fedprox, sgd lr 1                           mu/2 ||w - w_t||^2 added to each local loss
+QFedAvg        qfedavg                                     L = 1 / algorithm.lr; F_k(w^t) is the client's loss
+                                                           at the received model, sent as "start-loss"; +1e-10
 Krum           aggregator=krum (m = 1)                     f = num_malicious_nodes; float32 distances
 MultiKrum      aggregator=krum_rule m > 1                  weighted=true (Flower weights by num-examples);
                                                            m <= clients per round - f
@@ -37,9 +39,10 @@ from fedbench.parts import build_part
 from fedbench.sampling import clients_per_round
 from fedbench.validate import is_int, is_num
 
-ALGORITHMS = ("fedavg", "fedprox")  # fedbench's factories (fedavgm, fedadam, ... are presets of fedavg)
-STRATEGIES = ("FedAvg", "FedProx", "FedAvgM", "FedAdam", "FedYogi", "FedAdagrad", "Krum", "MultiKrum", "FedMedian",
-              "FedTrimmedAvg")
+ALGORITHMS = ("fedavg", "fedprox", "qfedavg")  # fedbench's factories (fedavgm, fedadam, ... are presets of fedavg)
+STRATEGIES = ("FedAvg", "FedProx", "FedAvgM", "FedAdam", "FedYogi", "FedAdagrad", "QFedAvg", "Krum", "MultiKrum",
+              "FedMedian", "FedTrimmedAvg")
+START_LOSS = "start-loss"  # the MetricRecord key of a client's loss at the received model (QFedAvg's F_k(w^t))
 DEFAULT_PARTS = {
     "topology": ("fedbench.topology.star.star", "Flower's ServerApp runs a star: one server, clients per round"),
     "compressor": ("fedbench.compress.none.none", "Flower's strategies send fp32 ArrayRecords (no compression)"),
@@ -119,14 +122,17 @@ def strategy(cfg: DictConfig) -> dict[str, Any]:
     algo, opt, agg = _name(cfg.algorithm), cfg.server_optimizer, cfg.aggregator
     if algo not in ALGORITHMS:
         raise ConfigError(f"algorithm: backend=flower runs Flower's strategies {list(STRATEGIES)}; fedbench's {algo} "
-                          f"has no Flower strategy (fedavg and its presets fedavgm, fedadam, fedyogi, fedadagrad, and "
-                          f"fedprox do); use backend=inprocess for it")
+                          f"has no Flower strategy (fedavg and its presets fedavgm, fedadam, fedyogi, fedadagrad, "
+                          f"fedprox and qfedavg do); use backend=inprocess for it")
     plain = _name(opt) == "sgd" and float(opt.lr) == 1.0
     if _name(agg) != "mean":
         require(algo == "fedavg" and plain, "aggregator", f"the mean with {algo} and server_optimizer={_name(opt)} "
                 "(Flower's robust strategies average the clients' models as FedAvg does, without a server optimizer)",
                 _name(agg))
         return _robust(cfg, agg)
+    if algo == "qfedavg":  # its own server step: no server optimizer (robust aggregators were refused above)
+        return {"name": "QFedAvg", "options": {"client_learning_rate": float(cfg.algorithm.lr),
+                                               "q": float(cfg.algorithm.q), "train_loss_key": START_LOSS}}
     if algo == "fedprox":
         require(plain, "server_optimizer", "sgd with lr 1 with algorithm=fedprox (Flower's FedProx averages as "
                 "FedAvg does)", f"{_name(opt)} lr {opt.get('lr')}")

@@ -106,8 +106,11 @@ def client_app(handoff: Path) -> ClientApp:
         r, c = int(config["server-round"]), int(config["partition"])
         x, y = clients[c]
         model.load_state_dict(msg.content["arrays"].to_torch_state_dict())
+        extra = {}
+        if plan["flower"]["start_loss"]:  # QFedAvg's F_k(w^t): the loss at the received model, before training
+            extra["start-loss"] = evaluate(model, x, y, plan["test_batch_size"])[1]
         loss, steps = local_train(model, x, y, plan, r, c, float(config.get("proximal-mu", 0.0)))
-        metrics = MetricRecord({"num-examples": len(y), "train_loss": loss, "steps": steps})
+        metrics = MetricRecord({"num-examples": len(y), "train_loss": loss, "steps": steps, **extra})
         return Message(content=RecordDict({"arrays": ArrayRecord(model.state_dict()), "metrics": metrics}),
                        reply_to=msg)
 
@@ -154,7 +157,7 @@ def evaluate(model, x, y, batch: int) -> tuple[float, float]:
         for a in range(0, len(y), batch):
             logits = model(x[a:a + batch])
             correct += int((logits.argmax(1) == y[a:a + batch]).sum())
-            loss += float(F.cross_entropy(logits.double(), y[a:a + batch], reduction="sum"))
+            loss += float(F.cross_entropy(logits, y[a:a + batch], reduction="sum"))  # float32 sums, as fedbench
     return correct / len(y), loss / len(y)
 
 
