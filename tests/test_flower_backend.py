@@ -79,6 +79,15 @@ def test_client_gpus_without_a_gpu_is_refused_instead_of_waiting_for_ray_forever
     assert not (tmp_path / "run").exists()
 
 
+def test_an_environment_that_cannot_be_built_is_a_clear_error_before_the_run_is_accepted(tmp_path, monkeypatch):
+    monkeypatch.setenv("UV", "/bin/false")  # a uv that fails, as one without a package index would
+    cfg = compose_config(["backend=flower", f"backend.env_dir={tmp_path / 'env'}", "rounds=2"], tmp_path / "run")
+    with pytest.raises(environment.FlowerEnvironmentError, match="so it cannot run here. It needs the package index"):
+        run(cfg)
+    assert not (tmp_path / "run" / "metrics.csv").exists() and not (tmp_path / "run" / "status.json").exists()
+    assert not (tmp_path / "run" / "flower").exists()
+
+
 @pytest.mark.parametrize("overrides, name, options", [
     ([], "FedAvg", {}),
     (["algorithm=fedavgm"], "FedAvgM", {"server_learning_rate": 1.0, "server_momentum": 0.9}),

@@ -11,7 +11,8 @@ grids and resume-by-skip treat it like any other run.
 The same as ``backend=inprocess``: data, split, initial parameters, the clients of each round, their batch orders,
 local SGD, the loss, weighted averaging (or the matching server step, see :mod:`.translate`) and the test set, so the
 accuracy per round agrees to float rounding. The bytes are counted in the driver from the ArrayRecords that cross
-Flower's Grid (``bytes_source: measured``); Flower's start-up (launch to round 1) is ``flower.startup_s``.
+Flower's Grid (``bytes_source: measured``); Flower's start-up (from launching the driver to the first ClientApp
+call on a Ray actor) is ``flower.startup_s``, and round 1 counts from there.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import torch
 from omegaconf import DictConfig
 
 from fedbench.backends import external, handoff
@@ -91,9 +93,9 @@ def _plan(cfg: DictConfig, spec: dict[str, Any]) -> dict[str, Any]:
     """The driver's settings beyond the shared handoff: local training, evaluation, strategy and Ray's resources."""
     b = cfg.backend
     cpus = b.cpus or usable_cpus()["cpus"]
-    actors = max(1, int(cpus // b.client_cpus))
-    if b.client_gpus > 0 and b.gpus is not None:
-        actors = min(actors, int(b.gpus // b.client_gpus)) if b.gpus else 0
+    actors = int(cpus // b.client_cpus)  # as Flower sizes its actor pool from Ray's resources
+    if b.client_gpus > 0:
+        actors = min(actors, int((b.gpus if b.gpus is not None else torch.cuda.device_count()) // b.client_gpus))
     local_seeds = {str(r): {str(c): derive_seed(cfg.seed, r, c, "local") for c in clients}
                    for r, clients in enumerate(handoff.sampled_and_seeds(cfg)[0], start=1)}
     return {"num_clients": int(cfg.num_clients), "lr": float(cfg.lr), "momentum": float(cfg.momentum),
