@@ -127,6 +127,14 @@ def test_the_handoff_carries_the_split_initial_model_sampled_clients_and_batch_s
     assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), task.model.state_dict().values()))
 
 
+def test_client_resources_pass_through_to_ray(tmp_path):
+    cfg = compose_config(["backend=flower", *SHARED, "backend.cpus=6", "backend.client_cpus=1.5", "backend.threads=2"],
+                         tmp_path / "run")
+    flower = _plan(cfg, strategy(cfg))["flower"]
+    assert (flower["cpus"], flower["client_cpus"], flower["client_gpus"], flower["threads"]) == (6, 1.5, 0.0, 2)
+    assert flower["actors"] == 4 and flower["gpus"] is None  # 6 CPUs / 1.5 per client, as Flower sizes its pool
+
+
 def _array_bytes(model: torch.nn.Module) -> int:
     """What Flower's ArrayRecord of this model's state dict carries: each tensor saved with np.save."""
     total = 0
@@ -170,7 +178,11 @@ def test_fedavg_through_flower_equals_the_inprocess_run_round_by_round(tmp_path,
 def test_flower_s_strategies_equal_fedbench_s_with_the_matching_conventions(tmp_path, flower_env, overrides, name):
     args = [*SHARED, "rounds=4", *overrides]
     ours = run(compose_config(args, tmp_path / "inprocess"))
-    theirs = run(compose_config([*args, "backend=flower", *RAY], tmp_path / "flower"))
+    resources = ["backend.client_cpus=2"] if name == "QFedAvg" else []  # Ray fits one such actor in 2 CPUs
+    theirs = run(compose_config([*args, "backend=flower", *RAY, *resources], tmp_path / "flower"))
+    actors = {json.loads(line)["pid"] for line in (tmp_path / "flower" / "flower" / "actors.jsonl").open()}
+    assert len(actors) == theirs.summary["flower"]["startup"]["actors_used"]
+    assert len(actors) == 1 if resources else len(actors) <= 2  # Ray got 2 CPUs: 2 actors of 1 CPU, 1 of 2 CPUs
     a = [r["test_accuracy"] for r in ours.rows]
     b = [r["test_accuracy"] for r in theirs.rows]
     assert max(abs(x - y) for x, y in zip(a, b)) <= 1e-5, (a, b)
