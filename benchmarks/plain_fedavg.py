@@ -58,7 +58,9 @@ def main(handoff: str, out: str) -> None:
     bounds = [*d["offsets"].tolist(), len(d["index"])]
     index = torch.from_numpy(d["index"])
     clients = [(x[index[a:b]].contiguous(), y[index[a:b]].contiguous()) for a, b in zip(bounds[:-1], bounds[1:])]
-    model = torch.load(f"{handoff}/model.pt", weights_only=False)  # our own handoff file (a torch.fx trace)
+    # the benchmark's own handoff, written moments before under outputs/bench (a torch.fx trace: only full unpickling
+    # rebuilds it); fedbench's backends check such a file's hash first (fedbench/backends/handoff_model.py)
+    model = torch.load(f"{handoff}/model.pt", weights_only=False)
     params = list(model.parameters())
     global_w = torch.nn.utils.parameters_to_vector(params).detach().clone()
     log = open(out, "w")

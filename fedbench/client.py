@@ -48,6 +48,8 @@ def run_client(
     start_grad = None
     if algorithm.start_gradient:  # e.g. SCAFFOLD option I: full local gradient at the server model
         start_grad, _ = local.gradient(task, server["params"], x, y, batch_size=None, generator=gen, buffers=buffers)
+    # e.g. q-FedAvg: F_k(w^t), the loss on all local data at the server model (a forward pass, no random draw)
+    start_loss = local.evaluate(task, server["params"], x, y, buffers=buffers)[1] if algorithm.start_loss else None
     if algorithm.work == "gradient":
         grad, loss = local.gradient(task, server["params"], x, y, batch_size=plan.batch_size, generator=gen,
                                     buffers=buffers, extra_loss=extra)
@@ -59,7 +61,7 @@ def run_client(
     out = local.train(task, server["params"], x, y, epochs=epochs, batch_size=plan.batch_size, generator=gen,
                       round_=round_, buffers=buffers, max_steps=algorithm.max_local_steps, extra_loss=extra, dp=dp)
     return LocalResult(client, out.params, len(y), out.steps, out.loss, time.perf_counter() - t0,
-                       out.lr if out.steps else plan.lr, start_grad, out.buffers, out.logged)
+                       out.lr if out.steps else plan.lr, start_grad, out.buffers, out.logged, start_loss)
 
 
 def seed_model_randomness(seed: int, device: torch.device) -> None:

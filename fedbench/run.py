@@ -33,7 +33,10 @@ def run(cfg: DictConfig) -> RunResult:
     check_device(cfg.get("device", DEFAULT))  # the named device exists on this machine
     check_tree(cfg.logger, "logger")  # built inside the run folder: checked before it is touched
     check_tree(cfg.get("callbacks") or OmegaConf.create({}), "callbacks")
-    own = declared(cfg.backend).runner is not None  # such a backend starts its own processes: no forked ranks here
+    capabilities = declared(cfg.backend)
+    if capabilities.precheck is not None:  # a runner backend's refusals, before the run folder exists
+        capabilities.precheck(cfg)
+    own = capabilities.runner is not None  # such a backend starts its own processes: no forked ranks here
     processes, configured = (0, None) if own else launch.plan(cfg.backend)
     # the user's count (backend.threads, OMP_NUM_THREADS, torch.set_num_threads) or the CPUs this process may use,
     # shared among this machine's ranks

@@ -22,6 +22,7 @@ from __future__ import annotations
 import csv
 import json
 import logging
+import os
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +35,7 @@ from fedbench.callbacks import Callback, chain, stop_at_target
 from fedbench.checkpoint import comparable, differing_keys
 from fedbench.errors import ConfigError, RunFolderError
 from fedbench.loggers import null_logger
+from fedbench.memory import PeakMemory
 from fedbench.metrics import diverged, rounds_to_target, summarize
 from fedbench.parts import build_part
 from fedbench.runlock import run_folder_lock
@@ -102,6 +104,7 @@ class RunFolder:
         self.path = Path(cfg.output_dir)
         self.config: dict[str, Any] = mask_tree(OmegaConf.to_container(cfg, resolve=True))  # secrets masked
         self.accepted = False
+        self.memory: PeakMemory | None = None
 
     def check_records(self) -> None:
         """Refuse, naming the file, a damaged record (``status.json``, ``summary.json``, ``.hydra/config.yaml``): a
@@ -158,12 +161,17 @@ class RunFolder:
             records.write_once(self.path, self.cfg)
             status.write(self.path, "running", resumed_after=resumed_after)
         self.accepted = True
+        if self.main:  # the whole machine's share of the run: forked ranks are this process's siblings
+            self.memory = PeakMemory(os.getppid() if os.environ.get("FEDBENCH_FORKED") else os.getpid())
         try:
             yield self
         except BaseException as err:
             if self.main:
                 status.write(self.path, "failed", error=f"{type(err).__name__}: {err}")
             raise
+        finally:
+            if self.memory is not None:
+                self.memory.stop()
 
     def callbacks(self, rows: list[dict[str, Any]], loggers_only: bool = False) -> Callback:
         """The loggers, the ``callbacks`` group and ``stop_at_target``, chained (no-ops off rank 0); ``rows`` are the
@@ -184,8 +192,9 @@ class RunFolder:
                server: dict | None = None, client_states: dict | None = None) -> RunResult:
         """Summarise the run (final/best accuracy, totals, provenance), hand the summary to the callbacks (the CSV
         logger writes ``summary.json``) and record the final status."""
+        memory = self.memory.record() if self.memory is not None else {}
         summary = summarize(rows, self.cfg.get("target_accuracy"),
-                            {**extra, "output_dir": str(self.path), "config": self.config})
+                            {**extra, **memory, "output_dir": str(self.path), "config": self.config})
         callbacks.on_run_end(summary)
         if self.main:
             status.write(self.path, summary.get("status", "finished"), rounds=len(rows))

@@ -35,6 +35,8 @@ class LocalResult:
         lr: the local learning rate used (its mean over the steps when a scheduler changes it).
         buffers: the local model's buffers after training (BatchNorm statistics), None without any.
         logged: the task's ``self.log`` values, each averaged over the client's steps.
+        start_loss: the task's mean loss on all the client's training data at the start model, before training
+            (for algorithms with ``start_loss``; None otherwise).
     """
 
     client: int
@@ -47,6 +49,7 @@ class LocalResult:
     grad: Tensor | None = None
     buffers: Tensor | None = None
     logged: dict[str, float] = field(default_factory=dict)
+    start_loss: float | None = None
 
 
 @dataclass(frozen=True)
@@ -91,6 +94,7 @@ class Algorithm:
         work: ``"train"`` (local epochs of SGD) or ``"gradient"`` (one gradient, no step).
         max_local_steps: cap on local steps per round (FedSGD: 1), None for epochs only.
         start_gradient: also compute the full local gradient at the server model (``LocalResult.grad``).
+        start_loss: also evaluate the task's loss on all local data at the server model (``LocalResult.start_loss``).
         drop_stragglers: discard stragglers' partial work instead of aggregating it.
         averages_uploads: the server update is a step on the (weighted) mean of one kind of upload, so a
             robust aggregator or DP-FedAvg's noisy mean can replace that mean.
@@ -111,6 +115,7 @@ class Algorithm:
     work: Literal["train", "gradient"] = "train"
     max_local_steps: int | None = None
     start_gradient: bool = False
+    start_loss: bool = False
     drop_stragglers: bool = False
     averages_uploads: bool = False
     plain_clients: bool = False

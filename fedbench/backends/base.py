@@ -27,12 +27,15 @@ class BackendCapabilities:
         vectorizes: it trains a chunk of clients at once (``train_many``) instead of one ``job`` per client.
         process_group: its ranks form a ``torch.distributed`` process group (pipeline stages need one).
         runner: it runs the whole experiment itself, in place of the paradigm's round loop (``cfg -> RunResult``).
+        precheck: ``cfg -> None``, raising ConfigError for what the backend cannot run; ``run()`` calls it before it
+            takes the run folder's lock, so a refused config leaves nothing on disk (a runner's own checks).
     """
 
     devices: tuple[str, ...] = ("cpu", "cuda")
     vectorizes: bool = False
     process_group: bool = False
     runner: Callable[[Any], Any] | None = None
+    precheck: Callable[[Any], None] | None = None
 
 
 def declares(capabilities: BackendCapabilities) -> Callable[[Callable[..., "Backend"]], Callable[..., "Backend"]]:

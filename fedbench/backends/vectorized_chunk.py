@@ -15,7 +15,7 @@ from torch.func import functional_call, grad, vmap
 
 from fedbench.algorithms.base import LocalResult, State
 from fedbench.errors import ConfigError
-from fedbench.local import batches, gradient
+from fedbench.local import batches, evaluate, gradient
 from fedbench.local_optim import configure, round_rates
 from fedbench.seeding import torch_generator
 
@@ -175,6 +175,8 @@ def train_chunk(exp: Any, epochs: dict[int, int], r: int, clients: list[int], st
     start_grads = [gradient(task, s["params"], *exp.client_data[c], batch_size=None,
                             generator=torch_generator(plan.seed, r, c, "batches"), buffers=None)[0]
                    if alg.start_gradient else None for c, s in zip(clients, starts)]
+    start_losses = [evaluate(task, s["params"], *exp.client_data[c])[1] if alg.start_loss else None
+                    for c, s in zip(clients, starts)]
     grads_of = _grads(task, alg.local_loss, _tensors(starts[0]) if shared else None, shared)
     for t in range(max((len(p) for p in ch.plans), default=0)):
         groups: dict[int, list[int]] = {}
@@ -189,7 +191,7 @@ def train_chunk(exp: Any, epochs: dict[int, int], r: int, clients: list[int], st
     total_steps = max(sum(len(p) for p in ch.plans), 1)
     return [LocalResult(c, ch.weights[i].clone(), len(exp.client_data[c][1]), len(ch.plans[i]),
                         losses[i] / max(len(ch.plans[i]), 1), seconds * len(ch.plans[i]) / total_steps,
-                        lr, start_grads[i], None, {}) for i, c in enumerate(clients)]
+                        lr, start_grads[i], None, {}, start_losses[i]) for i, c in enumerate(clients)]
 
 
 def _batch(data: tuple[Tensor, Tensor], idx: Tensor | None) -> tuple[Tensor, Tensor]:

@@ -199,3 +199,15 @@ def bubble_vs_microbatches(points: pd.DataFrame, path: Path) -> Path:
            title="Pipeline bubble: measured vs (p - 1) / (m + p - 1)")
     S.legend(ax, "schedule, stages x replicas")
     return S.save(fig, path)
+
+
+def accuracy_gap(gaps: pd.DataFrame, path: Path) -> Path:
+    """|test accuracy - the reference's| per round, one line per group (``gaps``: rounds x groups)."""
+    fig, ax = S.figure(7.5, 3.4)
+    long = gaps.reset_index(names="round").melt(id_vars="round", var_name="label", value_name="gap").dropna()
+    sns.lineplot(data=long, x="round", y="gap", hue="label", style="label", marker="o", markersize=4, ax=ax)
+    ax.set(xlabel="communication round", ylabel="|accuracy - reference|",
+           title="Accuracy gap to the in-process run per round")
+    S.integer_rounds(ax)
+    S.legend(ax, "group")
+    return S.save(fig, path)

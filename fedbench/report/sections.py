@@ -1,5 +1,5 @@
-"""Optional sections of the systems report: backends, topologies, compression, robustness, privacy and
-pipeline parallelism (only when the runs have them)."""
+"""Optional sections of the systems report: topologies, compression, robustness, privacy and pipeline parallelism
+(only when the runs have them; the backends section is :mod:`fedbench.report.backends`)."""
 
 from __future__ import annotations
 
@@ -12,39 +12,6 @@ from fedbench.report import analysis as A
 from fedbench.report import figures as F
 from fedbench.report.analysis import mean_sd
 from fedbench.report.runs import RunRecord
-
-BACKEND_HEADER = ["group", "backend", "processes", "start-up s", "median round s", "rounds s in all", "final acc",
-                  "max accuracy gap to reference"]
-
-
-def backends(runs: Sequence[RunRecord], groups: dict[str, list[RunRecord]], metrics: pd.DataFrame, out: Path,
-             figs: dict[str, Path], img: Callable[[str, str], str]) -> list[str]:
-    """Runs of one experiment through different backends: their cost, and how far each accuracy curve is from
-    the first in-process group's (the reference)."""
-    if len({r.summary.get("backend") for r in runs}) < 2:
-        return []
-    curves = {label: metrics[metrics["label"] == label].groupby("round")["test_accuracy"].mean() for label in groups}
-    reference = next((label for label, rs in groups.items() if rs[0].summary.get("backend") == "inprocess"), None)
-    rows = []
-    for label, members in groups.items():
-        first = members[0].summary
-        fedml = first.get("fedml") or {}
-        gap = None
-        if reference is not None:
-            both = pd.concat([curves[label], curves[reference]], axis=1, join="inner")
-            gap = float((both.iloc[:, 0] - both.iloc[:, 1]).abs().max())
-        frame = metrics[metrics["label"] == label]
-        rows.append([label, first.get("backend"), fedml.get("processes") or first.get("hardware", {}).get("world_size"),
-                     mean_sd([r.summary.get("fedml", {}).get("startup_s") for r in members])[0] if fedml else None,
-                     frame["wall_s"].median(), mean_sd([r.summary.get("total_wall_s") for r in members])[0],
-                     mean_sd([r.summary["final_accuracy"] for r in members])[0], gap])
-    return ["## Backends", "", A.table(out, "backends", BACKEND_HEADER, rows), "",
-            "The same experiment (data, split, initial model, sampled clients) through each backend. start-up: from "
-            "launching FedML's process(es) to the start of training (its imports and set-up; FedML runs only); round "
-            "times are wall-clock seconds per round as each backend logged them (FedML's include its evaluation on "
-            "every client's training data). The last column is the largest per-round difference in test accuracy "
-            f"from `{reference}`; fedbench's backends agree bit for bit, FedML's differ by its own batch shuffling.", ""]
-
 
 TOPOLOGY_HEADER = ["group", "topology", "spectral gap", "rounds to target", "simulated s to target",
                    "simulated s in all", "final acc", "MB in all"]

@@ -10,6 +10,7 @@ from typing import Any, Sequence
 import pandas as pd
 
 from fedbench.report import analysis as A
+from fedbench.report import backends
 from fedbench.report import client_accuracy
 from fedbench.report import figures as F
 from fedbench.report import hpo_section
@@ -98,10 +99,12 @@ def write_report(runs: Sequence[RunRecord], problems: Sequence[RunRecord], out: 
     text += ["## Communication analysis", "", A.table(out, "communication", A.COMM_HEADER, A.communication_rows(groups)), "",
              "A run's bytes (`cum_bytes_up + cum_bytes_down`) are counted from the tensors it sent where the bytes source "
              "is *measured*; *nominal* marks a backend that does not expose its traffic (FedML's simulators: m x the "
-             "model's fp32 size per direction and round, a formula). Analytic totals use P parameters of 4 bytes. The network model adds `comm_sim_s` per round "
+             "model's fp32 size per direction and round, a formula); Flower's are counted from the ArrayRecords crossing its "
+             "Grid, each array as `np.save` writes it, so they exceed 4P by a .npy header per array. Analytic totals use "
+             "P parameters of 4 bytes. The network model adds `comm_sim_s` per round "
              "(latency + size / bandwidth for the configured collective).", "",
              img("accuracy_vs_bytes", "accuracy vs bytes"), "", img("time_breakdown", "time breakdown"), ""]
-    for section in (S.backends, S.topologies, S.compression, S.robustness, S.privacy, S.pipeline,
+    for section in (backends.section, S.topologies, S.compression, S.robustness, S.privacy, S.pipeline,
                     client_accuracy.section):
         text += section(runs, groups, metrics, out, figs, img)
     extra = A.extra_columns(metrics)

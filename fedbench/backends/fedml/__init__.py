@@ -15,7 +15,13 @@ def _run_fedml(cfg):  # noqa: ANN001, ANN202 - the runner, imported when it runs
     return train_fedml(cfg)
 
 
-CAPABILITIES = BackendCapabilities(devices=("cpu",), runner=_run_fedml)
+def _check(cfg):  # noqa: ANN001, ANN202 - its refusals, before run() takes the run folder's lock
+    from fedbench.backends.fedml.translate import check
+
+    check(cfg)
+
+
+CAPABILITIES = BackendCapabilities(devices=("cpu",), runner=_run_fedml, precheck=_check)
 
 
 def _not_here(job, clients):  # noqa: ANN001, ANN202

@@ -17,18 +17,15 @@ per-(seed, round, client) permutation), so the curves agree within a tolerance, 
 
 from __future__ import annotations
 
-import json
 import logging
 import math
-import os
-import signal
-import subprocess
 import time
 from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig
 
+from fedbench.backends import external
 from fedbench.backends.fedml import environment, handoff
 from fedbench.backends.fedml.translate import check, processes
 from fedbench.build import build_task
@@ -42,7 +39,6 @@ from fedbench.runfolder import RunFolder, RunResult
 from fedbench.validate import validate_sizes
 
 log = logging.getLogger("fedbench")
-POLL_S = 0.5
 
 
 def train_fedml(cfg: DictConfig) -> RunResult:
@@ -60,7 +56,7 @@ def train_fedml(cfg: DictConfig) -> RunResult:
         (rf.path / "summary.json").unlink(missing_ok=True)  # FedML has no checkpoints: an unfinished run starts over
         callbacks = rf.callbacks([])
         rows, launched = _train(cfg, data, parts, task, env, rf.path / "fedml", callbacks)
-        started = _started(rf.path / "fedml", math.nan)
+        started = external.started(rf.path / "fedml", math.nan)
         handoff.remove_bulk(rf.path / "fedml")
         extra = {"algorithm": cfg.algorithm._target_.rsplit(".", 1)[-1], "status": "finished", "diverged": False,
                  "stopped_early": False, "num_train": len(data.y_train), "hardware": hardware(processes(cfg)),
@@ -92,7 +88,7 @@ def _train(cfg: DictConfig, data: Any, parts: list, task: Any, env: Path, folder
 
     def consume(entries: list[dict[str, Any]]) -> int:
         if not times and (entries or (folder / "started").exists()):
-            times.append(_started(folder, launched))  # round 1's wall time counts from FedML's start
+            times.append(external.started(folder, launched))  # round 1's wall time counts from FedML's start
         return _emit(cfg, entries, pending, rows, times, callbacks, per_client)
 
     _run_fedml(cfg, env, folder, consume)
@@ -111,36 +107,9 @@ def _command(cfg: DictConfig, env: Path, folder: Path) -> list[str]:
 
 def _run_fedml(cfg: DictConfig, env: Path, folder: Path, on_entries) -> None:
     """Start FedML, feed its round records to ``on_entries`` as they appear, raise if it fails."""
-    logfile = folder / "fedml.log"
-    child_env = {**os.environ, "OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1",
-                 "PYTHONNOUSERSITE": "1", "PATH": f"{env / 'bin'}:{os.environ.get('PATH', '')}"}
-    child_env.pop("PYTHONPATH", None)  # fedbench's packages must not leak into FedML's environment
-    rounds_file, seen = folder / "rounds.jsonl", 0
-    with logfile.open("w") as logf:
-        proc = subprocess.Popen(_command(cfg, env, folder), stdout=logf, stderr=subprocess.STDOUT, env=child_env,
-                                start_new_session=True)
-        try:
-            while True:
-                done = proc.poll() is not None
-                seen += on_entries(_new_lines(rounds_file, seen))
-                if done:
-                    break
-                time.sleep(POLL_S)
-        except BaseException:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-            raise
-    if proc.returncode != 0 or not (folder / "finished").exists():
-        tail = logfile.read_text(errors="replace")[-3000:]
-        raise RuntimeError(f"FedML exited with code {proc.returncode} before finishing (log: {logfile}):\n{tail}")
-
-
-def _new_lines(path: Path, seen: int) -> list[dict[str, Any]]:
-    """Complete JSON lines of ``path`` after the first ``seen``."""
-    if not path.exists():
-        return []
-    lines = path.read_text().split("\n")[:-1]  # the last piece may be a line still being written
-    return [json.loads(line) for line in lines[seen:]]
+    child_env = external.child_environment(env, {"OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1",
+                                                 **handoff.model_environment(folder)})
+    external.run_driver(_command(cfg, env, folder), folder, child_env, "FedML", on_entries, "fedml.log")
 
 
 def _emit(cfg: DictConfig, entries: list[dict[str, Any]], pending: dict[int, dict[str, Any]],
@@ -166,10 +135,3 @@ def _emit(cfg: DictConfig, entries: list[dict[str, Any]], pending: dict[int, dic
                  cfg.rounds, row["test_accuracy"], row["test_loss"], row["train_loss"], row["wall_s"],
                  cfg.backend.mode)
     return len(entries)
-
-
-def _started(folder: Path, default: float) -> float:
-    """When FedML's driver began training (after its imports), or ``default`` before that."""
-    path = folder / "started"
-    return json.loads(path.read_text())["t"] if path.exists() else default
-

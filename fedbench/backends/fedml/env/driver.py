@@ -17,6 +17,7 @@ per round (``mlops.log``) to ``HANDOFF/rounds.jsonl``, which fedbench turns into
 from __future__ import annotations
 
 import json
+import runpy
 import sys
 import time
 from pathlib import Path
@@ -33,6 +34,11 @@ SAMPLING_METHODS = (
     ("fedml.simulation.mpi.fedprox.FedProxAggregator", "FedProxAggregator", "client_sampling"),
 )
 
+
+
+def _load_model(path: Path):  # noqa: ANN202
+    """fedbench's hash-checked loader (``fedbench/backends/handoff_model.py``, run by path: no fedbench here)."""
+    return runpy.run_path(str(Path(__file__).resolve().parents[2] / "handoff_model.py"))["load_model"](path)
 
 def loaders(handoff: Path, plan: dict) -> list:
     """FedML's dataset tuple from fedbench's split. Each client's test loader holds one slice of the
@@ -127,7 +133,7 @@ def main(handoff: Path) -> None:
     record_rounds(handoff / "rounds.jsonl", rank)
     use_fedbench_sampling(plan["sampled"])
     device = fedml.device.get_device(args)
-    model = torch.load(handoff / "model.pt", weights_only=False)
+    model = _load_model(handoff / "model.pt")
     dataset = loaders(handoff, plan)
     log_training_metrics(dataset[2])
     copy_on_get_model_params()
