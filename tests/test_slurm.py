@@ -87,7 +87,7 @@ def test_a_grid_over_backends_runs_fedml_through_submitit_slurm_and_skips_finish
     assert again.returncode == 0, again.stderr[-4000:]
     logs = "".join(p.read_text(errors="replace") for p in [*tmp_path.glob("*/*.log"), *tmp_path.glob(".submitit/*/*")]
                    if p.is_file() and p.suffix in (".log", ".out", ".err"))
-    assert "already finished 2 rounds through FedML; skipping" in logs
+    assert logs.count("already finished 2 rounds; skipping") >= 2  # the FedML job and the in-process one
 
 
 @pytest.mark.slurm
