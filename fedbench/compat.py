@@ -95,6 +95,10 @@ def check_privacy(algorithm: Algorithm, topology: Topology, threat: ThreatModel)
         require(threat.aggregator.is_mean, "aggregator", f"mean with privacy={privacy.name} (its clipped noisy sum "
                 "replaces the mean: the mechanism declares a combine, so the aggregator must be is_mean)",
                 threat.aggregator.name)
+    if privacy.per_sample and algorithm.local_passes is not None:
+        raise ConfigError(f"privacy: {privacy.name} clips per-sample gradients of one pass of local training; algorithm "
+                          f"{algorithm.name} declares local_passes of its own (a personal model or head trained "
+                          "beside the shared one), which fedbench does not run under DP-SGD")
     if privacy.per_sample and (algorithm.local_loss is not None or algorithm.work != "train"):
         raise ConfigError(f"privacy: {privacy.name} clips per-sample gradients of the task loss; algorithm "
                           f"{algorithm.name} declares a local_loss term or a work other than local training (use fedavg, the FedOpt "
