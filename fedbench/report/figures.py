@@ -77,12 +77,16 @@ def accuracy_vs_sim_time(metrics: pd.DataFrame, path: Path) -> Path:
 
 
 def consensus_distance(metrics: pd.DataFrame, path: Path) -> Path:
-    """Gossip runs' consensus distance mean_i ||x_i - x_bar||^2 per round (log scale)."""
-    fig, ax = plt.subplots(figsize=(9.5, 4.0))
-    sns.lineplot(data=metrics.dropna(subset=["consensus_distance"]), x="round", y="consensus_distance", hue="label",
-                 errorbar="sd", ax=ax)
-    ax.set(xlabel="round", ylabel="consensus distance", yscale="log", title="Consensus distance of the gossip nodes")
-    _legend(ax)
+    """Gossip runs' consensus distance mean_i ||x_i - x_bar||^2 per round and against the cumulative MB the nodes
+    sent (log scale): methods that exchange more per round (a tracker) pay for their consensus in bytes."""
+    data = metrics.dropna(subset=["consensus_distance"]).copy()
+    data["cum_mb"] = data["cum_bytes_up"] / 1e6
+    fig, axes = plt.subplots(1, 2, figsize=(13, 4.0), sharey=True)
+    for ax, x, xlabel in zip(axes, ("round", "cum_mb"), ("round", "cumulative MB sent by the nodes")):
+        sns.lineplot(data=data, x=x, y="consensus_distance", hue="label", errorbar="sd", ax=ax, legend=ax is axes[1])
+        ax.set(xlabel=xlabel, ylabel="consensus distance", yscale="log")
+    axes[0].set_title("Consensus distance of the gossip nodes, per round and per MB")
+    _legend(axes[1])
     return _save(fig, path)
 
 

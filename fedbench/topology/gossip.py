@@ -55,7 +55,7 @@ from fedbench.topology.graphs import (DIRECTED, adjacency, connected, directed_g
                                       spectral_gap)
 from fedbench.workload import assign_work
 
-# no server: every node trains and mixes every round, with plain local SGD and a plain average
+# no server: every node trains and mixes every round (a plain average, or the algorithm's declared node update)
 CAPABILITIES = TopologyCapabilities(server_aggregation=False, single_aggregation=False, samples_cohorts=False,
                                     full_participation=True, compresses_broadcast=False, needs_plain_clients=True,
                                     needs_plain_average=True, evaluates_clients=False, runs_node_updates=True)
