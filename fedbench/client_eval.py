@@ -9,7 +9,14 @@ Every evaluated round then also records, over a fixed set of clients:
   ``test_accuracy`` weights clients by their test size instead);
 * ``client_accuracy_p10``, ``client_accuracy_p50``, ``client_accuracy_p90``: percentiles (NumPy's linear
   interpolation), and ``client_accuracy_min``: the worst client;
+* ``client_accuracy_var``: the variance of the clients' accuracies (population variance, accuracies in [0, 1]): the
+  fairness measure of q-FFL's paper;
 * ``clients_evaluated``: how many clients these are.
+
+Personalization methods (an algorithm that declares ``personalize``: Ditto, FedRep/FedPer, fine-tuning; or
+``task.local_buffers``, FedBN's own BatchNorm statistics) are also scored with each client's *personal* model on
+the same data: ``personal_accuracy_mean``, ``_p10``, ``_p50`` and ``_min`` (:func:`personal_columns`; the models come
+from :func:`fedbench.client.personal_model`, called by the round's evaluate stage).
 
 A client's test data is its own test split where the dataset has one and the clients are its users (LEAF, or
 ``dataset=hf`` with ``client_key``, under ``partitioner=natural``): ``eval.per_client=auto`` (the default) turns the
@@ -35,7 +42,8 @@ from fedbench.seeding import numpy_generator
 
 MODES = ("auto", True, False)
 COLUMNS = ("client_accuracy_mean", "client_accuracy_p10", "client_accuracy_p50", "client_accuracy_p90",
-           "client_accuracy_min", "clients_evaluated")
+           "client_accuracy_min", "client_accuracy_var", "clients_evaluated")
+PERSONAL_COLUMNS = ("personal_accuracy_mean", "personal_accuracy_p10", "personal_accuracy_p50", "personal_accuracy_min")
 DEFAULTS = {"per_client": "auto", "test_fraction": 0.2, "max_clients": 100}
 
 
@@ -129,4 +137,16 @@ def client_columns(exp: Any, params: Tensor, buffers: Tensor | None = None) -> d
     acc = np.array([evaluate(exp.task, params, x, y, buffers=buffers)[0] for x, y in plan.data])
     return {"client_accuracy_mean": float(acc.mean()), "client_accuracy_p10": float(np.percentile(acc, 10)),
             "client_accuracy_p50": float(np.percentile(acc, 50)), "client_accuracy_p90": float(np.percentile(acc, 90)),
-            "client_accuracy_min": float(acc.min()), "clients_evaluated": len(acc)}
+            "client_accuracy_min": float(acc.min()), "client_accuracy_var": float(acc.var()),
+            "clients_evaluated": len(acc)}
+
+
+def personal_columns(exp: Any, models: Sequence[tuple[Tensor, Tensor | None]]) -> dict[str, float]:
+    """The personalized accuracy columns: each evaluated client's own ``(params, buffers)`` (in ``clients`` order)
+    on its own test data."""
+    plan: ClientEval | None = getattr(exp, "client_eval", None)
+    if plan is None or not plan.data:
+        return {}
+    acc = np.array([evaluate(exp.task, p, x, y, buffers=b)[0] for (p, b), (x, y) in zip(models, plan.data)])
+    return {"personal_accuracy_mean": float(acc.mean()), "personal_accuracy_p10": float(np.percentile(acc, 10)),
+            "personal_accuracy_p50": float(np.percentile(acc, 50)), "personal_accuracy_min": float(acc.min())}

@@ -4,8 +4,8 @@ aggregator or privacy mechanism is combinable with everything its declarations a
 
 The declarations read here: :class:`~fedbench.topology.TopologyCapabilities` (``server_aggregation``,
 ``single_aggregation``, ``samples_cohorts``, ``full_participation``, ``carries_buffers``, ``compresses_broadcast``,
-``needs_plain_clients``, ``needs_plain_average``); the algorithm's ``averages_uploads``, ``plain_clients``,
-``plain_average``, ``local_loss`` and ``work``; the aggregator's ``is_mean`` and ``min_uploads``; the privacy
+``needs_plain_clients``, ``needs_plain_average``, ``runs_node_updates``); the algorithm's ``averages_uploads``,
+``plain_clients``, ``plain_average``, ``decentralized``, ``local_passes``, ``local_loss`` and ``work``; the aggregator's ``is_mean`` and ``min_uploads``; the privacy
 mechanism's ``combine``, ``client_dp`` and ``needs``; the attack's Byzantine clients.
 """
 
@@ -28,12 +28,19 @@ def check_topology(cfg: DictConfig, algorithm: Algorithm, topology: Topology) ->
     if caps.full_participation:
         require(cfg.client_fraction == 1, "client_fraction", f"1 with topology={name} (full_participation: every "
                 "node trains and mixes every round)", cfg.client_fraction)
-    if caps.needs_plain_average and not (algorithm.plain_clients and algorithm.plain_average):
+    node_update = algorithm.decentralized is not None
+    if node_update and not caps.runs_node_updates:
+        raise ConfigError(f"algorithm: {algorithm.name} is a decentralized method (it declares a node update and has no "
+                          f"server step); it runs on topologies that declare runs_node_updates (gossip), not "
+                          f"topology={name}")
+    admitted = node_update and caps.runs_node_updates  # the topology runs its declared node update instead
+    if caps.needs_plain_average and not (algorithm.plain_clients and algorithm.plain_average) and not admitted:
         raise ConfigError(f"algorithm: topology={name} {topology.does}; the algorithm must declare plain_clients and "
                           f"plain_average (its server update is a plain "
                           f"average of its clients' models: fedavg or fedsgd with algorithm.upload=weights, and the "
-                          f"default server_optimizer) (got {algorithm.name} {algorithm.options})")
-    if caps.needs_plain_clients and not algorithm.plain_clients:
+                          f"default server_optimizer) or a decentralized node update (gradient_tracking, extra, "
+                          f"pushsum) (got {algorithm.name} {algorithm.options})")
+    if caps.needs_plain_clients and not algorithm.plain_clients and not admitted:
         raise ConfigError(f"algorithm: topology={name} {topology.does}; the algorithm must declare plain_clients (plain local training, no client state or local loss term: fedavg, or fedsgd "
                           f"with algorithm.upload=weights) (got {algorithm.name})")
     sampling = cfg.get("client_sampling", "auto")
@@ -85,6 +92,10 @@ def check_privacy(algorithm: Algorithm, topology: Topology, threat: ThreatModel)
         require(threat.aggregator.is_mean, "aggregator", f"mean with privacy={privacy.name} (its clipped noisy sum "
                 "replaces the mean: the mechanism declares a combine, so the aggregator must be is_mean)",
                 threat.aggregator.name)
+    if privacy.per_sample and algorithm.local_passes is not None:
+        raise ConfigError(f"privacy: {privacy.name} clips per-sample gradients of one pass of local training; algorithm "
+                          f"{algorithm.name} declares local_passes of its own (a personal model or head trained "
+                          "beside the shared one), which fedbench does not run under DP-SGD")
     if privacy.per_sample and (algorithm.local_loss is not None or algorithm.work != "train"):
         raise ConfigError(f"privacy: {privacy.name} clips per-sample gradients of the task loss; algorithm "
                           f"{algorithm.name} declares a local_loss term or a work other than local training (use fedavg, the FedOpt "

@@ -30,7 +30,7 @@ from fedbench.params import nbytes
 from fedbench.round_columns import compression_columns, row, threat_columns
 from fedbench.sampling import clients_per_round
 from fedbench.stages import (broadcast_keys, eval_buffers, evaluate_model, evaluates, local_work, make_uploads,
-                             mean_buffers, participants, server_step)
+                             mean_buffers, participants, personal_evaluation, server_step)
 
 log = logging.getLogger("fedbench")
 
@@ -168,11 +168,14 @@ def keep_server(ctx: RoundContext) -> None:
 
 def evaluate_server(ctx: RoundContext) -> None:
     """The reported model (``out["server"]``) on the test set, and on each evaluated client's own data
-    (:mod:`fedbench.client_eval`: the client-accuracy columns) when per-client evaluation is on."""
+    (:mod:`fedbench.client_eval`: the client-accuracy columns) when per-client evaluation is on, with each client's
+    personal model too for personalization methods (the personal-accuracy columns)."""
     server = ctx.out["server"]
     ctx.accuracy = evaluate_model(ctx.exp, ctx.cfg, ctx.r, server, ctx.all_results)
     if evaluates(ctx.exp, ctx.cfg, ctx.r):
         ctx.columns.update(client_columns(ctx.exp, server["params"], eval_buffers(ctx.exp, server, ctx.all_results)))
+        ctx.columns.update(personal_evaluation(ctx.exp, ctx.cfg, ctx.r, server, ctx.out["client_states"],
+                                               ctx.all_results))
 
 
 def subround_key(ctx: RoundContext, k: int) -> int:

@@ -25,7 +25,8 @@ from omegaconf import DictConfig
 from fedbench.aggregators import Combine
 from fedbench.algorithms.base import LocalResult, State, Upload
 from fedbench.attacks import poison_results
-from fedbench.client import run_client
+from fedbench.client import personal_model, run_client
+from fedbench.client_eval import personal_columns
 from fedbench.experiment import Experiment
 from fedbench.local import evaluate
 from fedbench.metrics import COLUMNS
@@ -173,3 +174,23 @@ def evaluate_model(exp: Experiment, cfg: DictConfig, r: int, server: State,
         return math.nan, math.nan
     return evaluate(exp.task, server["params"], exp.data.x_test, exp.data.y_test,
                     buffers=eval_buffers(exp, server, results))
+
+
+def personal_evaluation(exp: Experiment, cfg: DictConfig, r: int, server: State, client_states: dict[int, ClientState],
+                        results: Sequence[LocalResult]) -> dict[str, float]:
+    """The ``personal_accuracy_*`` columns (:mod:`fedbench.client_eval`) for an algorithm that declares
+    ``personalize`` or a task with local buffers (FedBN): each evaluated client's personal model
+    (:func:`fedbench.client.personal_model`) with its own buffers. A client never sampled yet has no personal state:
+    the algorithm's ``personalize`` sees an empty one (Ditto, FedRep: the global model; fine-tuning: the global model
+    fine-tuned on its data) and it uses the global buffers."""
+    alg, plan = exp.algorithm, exp.client_eval
+    if plan is None or not plan.data or (alg.personalize is None and not exp.local_buffers):
+        return {}
+    shared = eval_buffers(exp, server, results)
+    models = []
+    for c in plan.clients:
+        state = client_states.get(c, {})
+        buffers = state.get("buffers", shared) if exp.local_buffers else shared
+        models.append((personal_model(exp.task, alg, exp.plan, exp.client_data[c], server, algorithm_state(state), c, r,
+                                      cfg.local_epochs, buffers), buffers))
+    return personal_columns(exp, models)

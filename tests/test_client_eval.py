@@ -38,10 +38,12 @@ def test_distribution_columns_by_hand():
     data = (_client(4, 0), _client(1, 1), _client(0, 3), _client(3, 1))  # accuracies 1, 0.5, 0, 0.75
     exp = SimpleNamespace(task=task, client_eval=ClientEval((0, 1, 2, 3), data, "users"))
     cols = client_columns(exp, torch.ones(1))
-    # sorted 0, 0.5, 0.75, 1: p10 = 0 + 0.3 * 0.5; p50 = (0.5 + 0.75) / 2; p90 = 0.75 + 0.7 * 0.25
+    # sorted 0, 0.5, 0.75, 1: p10 = 0 + 0.3 * 0.5; p50 = (0.5 + 0.75) / 2; p90 = 0.75 + 0.7 * 0.25;
+    # variance (1 + 0.25 + 0 + 0.5625) / 4 - 0.5625^2
     assert cols == pytest.approx({"client_accuracy_mean": 0.5625, "client_accuracy_p10": 0.15,
                                   "client_accuracy_p50": 0.625, "client_accuracy_p90": 0.925,
-                                  "client_accuracy_min": 0.0, "clients_evaluated": 4})
+                                  "client_accuracy_min": 0.0, "client_accuracy_var": 0.13671875,
+                                  "clients_evaluated": 4})
     assert client_columns(SimpleNamespace(task=task, client_eval=None), torch.ones(1)) == {}
 
 

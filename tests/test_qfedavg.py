@@ -61,3 +61,49 @@ def test_each_client_sends_its_loss_at_the_start_model_and_the_run_learns(make_c
 def test_negative_q_is_rejected():
     with pytest.raises(ConfigError, match="algorithm.q must be >= 0"):
         qfedavg(q=-1)
+
+
+def test_q_zero_is_fedavg_with_equal_clients(make_cfg):
+    """Two clients of 719 samples each (equal FedAvg weights): q = 0 gives h_k = L, the plain mean of the models."""
+    common = ["num_clients=2", "client_fraction=1", "rounds=3", "local_epochs=1", "checkpoint_every=0"]
+    fedavg = run(make_cfg(*common))
+    zero = run(make_cfg(*common, "algorithm=qfedavg", "algorithm.q=0"))
+    assert torch.allclose(zero.server["params"], fedavg.server["params"], atol=1e-6, rtol=0)
+    assert [r["test_accuracy"] for r in zero.rows] == pytest.approx([r["test_accuracy"] for r in fedavg.rows], abs=1e-6)
+    assert zero.rows[0]["bytes_up"] == fedavg.rows[0]["bytes_up"] + 2 * 4  # h_k: one float per upload
+
+
+def test_the_start_loss_is_the_task_loss_of_the_server_model_on_the_client_s_data(make_cfg):
+    from fedbench.build import build
+    from fedbench.client import run_client
+    from fedbench.local import evaluate
+    from fedbench.params import get_flat
+
+    exp = build(make_cfg("algorithm=qfedavg", "num_clients=4"))
+    w = get_flat(exp.task)
+    res = run_client(exp.task, exp.algorithm, exp.plan, exp.client_data[1], {"params": w}, {}, 1, 1, 1)
+    assert res.start_loss == evaluate(exp.task, w, *exp.client_data[1])[1]
+    assert res.train_loss != res.start_loss and res.steps > 0
+
+
+def test_the_row_has_the_variance_of_client_accuracies(make_cfg):
+    result = run(make_cfg("algorithm=qfedavg", "num_clients=6", "rounds=2", "local_epochs=1", "eval.per_client=true",
+                          "partitioner=shards", "checkpoint_every=0"))
+    row = result.rows[-1]
+    assert row["client_accuracy_var"] >= 0 and row["qffl_h"] > 0 and row["clients_evaluated"] == 6
+
+
+def test_vectorized_clients_report_the_same_start_loss_and_step(make_cfg):
+    common = ["algorithm=qfedavg", "algorithm.q=1", "num_clients=4", "client_fraction=1", "rounds=2",
+              "local_epochs=1", "checkpoint_every=0"]
+    seq, vec = run(make_cfg(*common)), run(make_cfg(*common, "backend=vectorized"))
+    assert torch.allclose(seq.server["params"], vec.server["params"], atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("overrides,message", [
+    (["aggregator=median"], "does not declare averages_uploads"),
+    (["server_optimizer=adam"], "takes no server optimizer"),
+])
+def test_combinations_it_cannot_take_are_refused(make_cfg, overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        run(make_cfg("algorithm=qfedavg", *overrides))

@@ -8,7 +8,7 @@ always holds the global model under ``"params"``.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, Literal, Sequence
+from typing import Any, Callable, Literal, Sequence
 
 from torch import Tensor
 
@@ -35,8 +35,10 @@ class LocalResult:
         lr: the local learning rate used (its mean over the steps when a scheduler changes it).
         buffers: the local model's buffers after training (BatchNorm statistics), None without any.
         logged: the task's ``self.log`` values, each averaged over the client's steps.
-        start_loss: the task's mean loss on all the client's training data at the start model, before training
-            (for algorithms with ``start_loss``; None otherwise).
+        personal: what an algorithm's ``local_passes`` keep on the client (a personal model, a local head), for its
+            ``client_upload`` to put into the client state.
+        start_loss: the task loss of the start model on the client's whole training data, before any training (for
+            algorithms that declare ``start_loss``: q-FFL's F_k(w^t)).
     """
 
     client: int
@@ -49,6 +51,7 @@ class LocalResult:
     grad: Tensor | None = None
     buffers: Tensor | None = None
     logged: dict[str, float] = field(default_factory=dict)
+    personal: dict[str, Tensor] = field(default_factory=dict)
     start_loss: float | None = None
 
 
@@ -66,6 +69,10 @@ class Upload:
 ClientUpload = Callable[[State, LocalResult, State], "tuple[Upload, State]"]
 ServerUpdate = Callable[..., "tuple[State, dict[str, float]]"]  # (server, uploads[, combine]) -> (server, metrics)
 LocalLoss = Callable[[Tensor, State, State], Tensor]
+# (trainer, server, client state) -> (the outcome whose model is uploaded, what stays on the client); the trainer is
+# fedbench.client.Trainer: ``run(start, epochs=, train=, extra=, purpose=)`` and ``head(layers)``
+LocalPasses = Callable[[Any, State, State], "tuple[Any, dict[str, Tensor]]"]
+Personalize = Callable[[State, State, Any], Tensor]  # (server, client state, trainer) -> the client's personal model
 
 
 def no_client_state(server: State) -> State:
@@ -102,6 +109,13 @@ class Algorithm:
             result is their model: topologies that apply client models themselves (async) can run it.
         plain_average: the server update is the plain (weighted) average of the clients' models, with no server
             state: it has a server-free (decentralized) form (gossip).
+        decentralized: the algorithm is a decentralized method: its node update (trackers, duals, push-sum weights,
+            :class:`~fedbench.algorithms.decentralized.NodeUpdate`) runs on topologies that declare
+            ``runs_node_updates`` (gossip), and only there.
+        local_passes: replaces a client's one pass of local training by the algorithm's own passes (Ditto's global and
+            personal updates, FedRep's head then body); None: the plain pass.
+        personalize: the client's personal model for per-client evaluation (``personal_accuracy_*``), from the server
+            state and its client state (a trainer for fine-tuning); None: the global model is everyone's.
         options: the factory's options, for logs.
     """
 
@@ -120,6 +134,9 @@ class Algorithm:
     averages_uploads: bool = False
     plain_clients: bool = False
     plain_average: bool = False
+    decentralized: Any = None  # fedbench.algorithms.decentralized.NodeUpdate (imported there: no cycle)
+    local_passes: LocalPasses | None = None
+    personalize: Personalize | None = None
     options: dict = field(default_factory=dict)
 
 

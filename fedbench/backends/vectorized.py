@@ -81,6 +81,9 @@ def check(exp: Any) -> None:
     name = f"backend=vectorized: algorithm {alg.name}"
     if alg.work != "train" or alg.max_local_steps is not None:
         raise ConfigError(f"{name} takes one gradient per client, not local SGD epochs; use backend=inprocess")
+    if alg.local_passes is not None:
+        raise ConfigError(f"{name} declares local_passes (its own passes of local training), which the vectorised "
+                          "chunk does not run; use backend=inprocess")
     if exp.plan.dp is not None:
         raise ConfigError("backend=vectorized: local DP-SGD (privacy=local_dp) clips per-sample gradients through "
                           "opacus, which is not vectorised here; use backend=inprocess")

@@ -191,7 +191,7 @@ def train_chunk(exp: Any, epochs: dict[int, int], r: int, clients: list[int], st
     total_steps = max(sum(len(p) for p in ch.plans), 1)
     return [LocalResult(c, ch.weights[i].clone(), len(exp.client_data[c][1]), len(ch.plans[i]),
                         losses[i] / max(len(ch.plans[i]), 1), seconds * len(ch.plans[i]) / total_steps,
-                        lr, start_grads[i], None, {}, start_losses[i]) for i, c in enumerate(clients)]
+                        lr, start_grads[i], None, {}, start_loss=start_losses[i]) for i, c in enumerate(clients)]
 
 
 def _batch(data: tuple[Tensor, Tensor], idx: Tensor | None) -> tuple[Tensor, Tensor]:

@@ -59,9 +59,11 @@ def extra_columns(metrics: pd.DataFrame) -> list[str]:
     """Numeric per-round columns beyond fedbench's standard ones (a server update's metrics such as
     FedNova's ``tau_eff``, a task's ``self.log`` values, ...), in the order they appear."""
     from fedbench.client_eval import COLUMNS as CLIENT_COLUMNS  # the per-client accuracy section shows these
+    from fedbench.client_eval import PERSONAL_COLUMNS
     from fedbench.metrics import COLUMNS
 
-    return [c for c in metrics.columns if c not in COLUMNS and c not in _TABLE_COLUMNS and c not in CLIENT_COLUMNS
+    shown = (*CLIENT_COLUMNS, *PERSONAL_COLUMNS)
+    return [c for c in metrics.columns if c not in COLUMNS and c not in _TABLE_COLUMNS and c not in shown
             and pd.api.types.is_numeric_dtype(metrics[c]) and metrics[c].notna().any()]
 
 

@@ -36,6 +36,9 @@ class TopologyCapabilities:
         needs_plain_average: the algorithm's server update must be a plain average of the clients' models (there is
             no server to keep optimizer state, control variates or duals).
         evaluates_clients: per-client evaluation (``eval.per_client``) of the global model is supported.
+        runs_node_updates: the topology runs an algorithm's declared node update (``Algorithm.decentralized``:
+            gradient tracking, EXTRA, push-sum) in place of a server step; such algorithms run only there, and
+            ``needs_plain_clients`` / ``needs_plain_average`` admit them.
     """
 
     server_aggregation: bool = True
@@ -48,6 +51,7 @@ class TopologyCapabilities:
     needs_plain_clients: bool = False
     needs_plain_average: bool = False
     evaluates_clients: bool = True
+    runs_node_updates: bool = False
 
 
 def clients_per_aggregation(cfg: DictConfig) -> int:

@@ -23,10 +23,16 @@ With a ``compressor``, nodes exchange compressed models as in CHOCO-SGD (Kolosko
 compression gamma = 1 gives exactly ``W y``; the uncompressed path is used then.
 
 Only server-free algorithms run here: those that declare ``plain_clients`` and ``plain_average`` (FedAvg's local
-SGD and FedSGD with ``upload=weights``, with the default server optimizer). SCAFFOLD, FedProx, FedDyn, FedADMM,
-FedNova and server optimizers need a server (or a decentralized form fedbench does not implement) and are refused
-before any work. In the round pipeline (:mod:`fedbench.round`) every node is sampled, trains from its own model, and
-mixing takes the place of uploads and the server step.
+SGD and FedSGD with ``upload=weights``, with the default server optimizer: D-PSGD), and decentralized methods that
+declare a node update (``Algorithm.decentralized``; the topology declares ``runs_node_updates``): gradient tracking,
+EXTRA and push-sum (:mod:`fedbench.topology.gossip_mix` runs them; their per-node state, trackers, duals or push-sum
+numerators and weights, lives in the topology state under ``node_state`` and is checkpointed with it). Each method
+declares what it needs of W (symmetric, static, doubly or column stochastic), checked on the run's graph; D-PSGD
+needs a doubly stochastic W. Directed graphs (``directed_ring``, ``directed_exponential``, ``directed_erdos_renyi``)
+have column-stochastic W. SCAFFOLD, FedProx, FedDyn, FedADMM, FedNova and server optimizers need a server (or a
+decentralized form fedbench does not implement) and are refused before any work. In the round pipeline
+(:mod:`fedbench.round`) every node is sampled, trains from its own model, and mixing takes the place of uploads and
+the server step.
 """
 
 from __future__ import annotations
@@ -35,23 +41,24 @@ import math
 from typing import Any
 
 import numpy as np
-import torch
 from omegaconf import DictConfig
 
 from fedbench.algorithms.base import Algorithm
-from fedbench.comm import RoundComm
+from fedbench.compress.channel import compressor_of
 from fedbench.errors import ConfigError, require
 from fedbench.experiment import Experiment
 from fedbench.local import evaluate
 from fedbench.round import RoundContext, RoundHooks, run_round
 from fedbench.topology.base import Topology, TopologyCapabilities, TopologyState
-from fedbench.topology.graphs import adjacency, connected, mixing, spectral_gap
+from fedbench.topology.gossip_mix import mix_nodes
+from fedbench.topology.graphs import (DIRECTED, adjacency, connected, directed_gap, graph_mixing, period, properties,
+                                      spectral_gap)
 from fedbench.workload import assign_work
 
-# no server: every node trains and mixes every round, with plain local SGD and a plain average
+# no server: every node trains and mixes every round (a plain average, or the algorithm's declared node update)
 CAPABILITIES = TopologyCapabilities(server_aggregation=False, single_aggregation=False, samples_cohorts=False,
                                     full_participation=True, compresses_broadcast=False, needs_plain_clients=True,
-                                    needs_plain_average=True, evaluates_clients=False)
+                                    needs_plain_average=True, evaluates_clients=False, runs_node_updates=True)
 
 
 def gossip(graph: str = "ring", weights: str = "metropolis", p: float = 0.5, seed: int = 0,
@@ -59,37 +66,40 @@ def gossip(graph: str = "ring", weights: str = "metropolis", p: float = 0.5, see
     """Decentralized local SGD with gossip averaging.
 
     Args:
-        graph: ring | torus | complete | star | exponential | one_peer_exponential | erdos_renyi.
+        graph: ring | torus | complete | star | exponential | one_peer_exponential | erdos_renyi, or a directed
+            graph (column-stochastic W, for push-sum): directed_ring | directed_exponential | directed_erdos_renyi.
         weights: metropolis | uniform (maximum-degree).
-        p: edge probability of ``erdos_renyi``.
+        p: edge probability of ``erdos_renyi`` and ``directed_erdos_renyi``.
         seed: the graph's seed (``erdos_renyi``; the config passes ``${seed}``).
         eval_samples: test samples each node is evaluated on (the average model uses the whole test set).
         gamma: CHOCO's consensus step size, used with a compressor.
     """
     require(0 < gamma <= 1, "topology.gamma", "in (0, 1]", gamma)
     require(isinstance(eval_samples, int) and eval_samples >= 1, "topology.eval_samples", "an integer >= 1", eval_samples)
-    mixing(adjacency(graph, 2 if graph != "torus" else 4, p, seed), weights)  # validates graph, weights and p early
+    graph_mixing(graph, 2 if graph != "torus" else 4, weights, p, seed)  # validates graph, weights and p early
 
     def matrix(n: int, r: int) -> np.ndarray:
-        return mixing(adjacency(graph, n, p, seed, r), weights)
+        return graph_mixing(graph, n, weights, p, seed, r)
 
     def check(cfg: DictConfig, algorithm: Algorithm) -> None:
         n = cfg.num_clients
-        period = max(int(math.log2(n)), 1) if graph == "one_peer_exponential" else 1
-        union = np.any([adjacency(graph, n, p, seed, r) for r in range(1, period + 1)], axis=0)
-        if not connected(union):
+        union = np.any([adjacency(graph, n, p, seed, r) for r in range(1, period(graph, n) + 1)], axis=0)
+        if not (connected(union) and connected(union.T)):
             raise ConfigError(f"topology.graph: the {graph} graph on {n} nodes (p={p}, seed={seed}) is disconnected; "
                               "gossip cannot reach consensus (raise topology.p or change the seed)")
+        _check_method(cfg, algorithm, graph, properties(graph, n, weights, p, seed))
 
     def init(exp: Experiment, server: dict) -> TopologyState:
         n = len(exp.client_data)
         state: TopologyState = {"server": server, "client_states": {}, "nodes": server["params"].repeat(n, 1)}
         if "buffers" in server:
             state["node_buffers"] = server["buffers"].repeat(n, 1)
+        if exp.algorithm.decentralized is not None:
+            state["node_state"] = exp.algorithm.decentralized.init(state["nodes"])
         return state
 
     hooks = RoundHooks(servers=_no_servers, sample=_every_node, upload=_no_uploads,
-                       combine=lambda ctx: _mix(ctx, matrix, gamma), comm_time=_send_time, finish=_no_finish,
+                       combine=lambda ctx: mix_nodes(ctx, matrix, gamma), comm_time=_send_time, finish=_no_finish,
                        evaluate=lambda ctx: _evaluate(ctx, eval_samples))
 
     def step(exp: Experiment, cfg: DictConfig, state: TopologyState, r: int) -> tuple[TopologyState, dict[str, Any]]:
@@ -97,16 +107,31 @@ def gossip(graph: str = "ring", weights: str = "metropolis", p: float = 0.5, see
 
     def summary(state: TopologyState) -> dict[str, Any]:
         n = len(state["nodes"])
-        if graph == "one_peer_exponential":  # time-varying: the gap of one period's product
-            prod = np.eye(n)
-            for r in range(1, max(int(math.log2(n)), 1) + 1):
-                prod = matrix(n, r) @ prod
+        prod = np.eye(n)
+        for r in range(1, period(graph, n) + 1):  # time-varying: the gap of one period's product
+            prod = matrix(n, r) @ prod
+        if graph in DIRECTED:
+            return {"spectral_gap": directed_gap(prod), "graph": graph}
+        if graph == "one_peer_exponential":
             return {"spectral_gap": spectral_gap((prod + prod.T) / 2), "graph": graph}
         return {"spectral_gap": spectral_gap(matrix(n, 1)), "graph": graph}
 
     return Topology("gossip", init, step, check, summary, capabilities=CAPABILITIES,
                     does="runs decentralized local SGD (D-PSGD) and needs no server",
                     options={"graph": graph, "weights": weights, "p": p, "eval_samples": eval_samples, "gamma": gamma})
+
+
+def _check_method(cfg: DictConfig, algorithm: Algorithm, graph: str, has: set[str]) -> None:
+    """What the algorithm's node update (D-PSGD's plain gossip without one) needs of W, and of the compressor."""
+    node = algorithm.decentralized
+    needs = ("doubly_stochastic",) if node is None else node.mixing
+    missing = [need for need in needs if need not in has]
+    if missing:
+        raise ConfigError(f"topology.graph: algorithm {algorithm.name} needs a {' and '.join(missing)} mixing matrix, "
+                          f"which topology.graph={graph} does not give (its W is {', '.join(sorted(has))})")
+    if node is not None and not node.compresses and not compressor_of(cfg.compressor).identity:
+        raise ConfigError(f"compressor: algorithm {algorithm.name} does not declare compresses (its exchanges are not "
+                          "sent through CHOCO's compressed gossip); use compressor=none")
 
 
 def _no_servers(ctx: RoundContext) -> None:
@@ -131,42 +156,11 @@ def _every_node(ctx: RoundContext) -> None:
     ctx.states = {c: client_states.get(c, {}) for c in ctx.active}
     ctx.sent = {c: {"params": nodes[c]} if node_buffers is None else {"params": nodes[c], "buffers": node_buffers[c]}
                 for c in ctx.active}
+    node = ctx.exp.algorithm.decentralized
+    for key in () if node is None else node.local_keys:  # e.g. gradient tracking's correction, for its local term
+        for c in ctx.active:
+            ctx.sent[c][key] = ctx.state["node_state"][key][c]
     ctx.server_of = lambda c: c  # each node is its own start
-
-
-def _mix(ctx: RoundContext, matrix: Any, gamma: float) -> None:
-    """``x_i <- sum_j W_ij y_j`` (CHOCO-gossip with a compressor), the nodes' average as the reported model, the
-    traffic (one model per directed edge) and the consensus distance."""
-    exp, nodes, node_buffers = ctx.exp, ctx.state["nodes"], ctx.state.get("node_buffers")
-    n, clients, client_states = len(nodes), ctx.active, ctx.state["client_states"]
-    w = torch.from_numpy(matrix(n, ctx.r)).to(nodes.device)
-    ends = torch.stack([res.params for res in ctx.results])
-    out: TopologyState = {"client_states": client_states}
-    wire = None
-    if exp.channel is None:
-        new = (w @ ends.double()).to(nodes.dtype)
-    else:
-        new, out["node_hat"], wire = _choco(exp, w, ends, ctx.state.get("node_hat", nodes), ctx.r, gamma)
-    out["nodes"] = new
-    if node_buffers is not None:
-        bufs = torch.stack([res.buffers for res in ctx.results])
-        if exp.local_buffers:
-            client_states.update({c: {"buffers": bufs[c]} for c in clients})
-            out["node_buffers"] = bufs
-        else:
-            out["node_buffers"] = (w @ bufs.double()).to(bufs.dtype)
-    mean = new.double().mean(0)
-    out["server"] = {"params": mean.to(new.dtype)}
-    if node_buffers is not None:
-        out["server"]["buffers"] = out["node_buffers"].double().mean(0).to(node_buffers.dtype)
-    size = 4 * (new.shape[1] + (0 if node_buffers is None or exp.local_buffers else node_buffers.shape[1]))
-    links = (w.clone().fill_diagonal_(0) > 0).sum(1)  # neighbours: off-diagonal entries
-    edges = int(links.sum())
-    sent = [size] * n if wire is None else [wire[i] + size - 4 * new.shape[1] for i in range(n)]
-    ctx.comm = RoundComm(edges, 0, int(sum(int(links[i]) * sent[i] for i in range(n))), 0)
-    ctx.raw_up, ctx.scratch["degree_sent"] = edges * size, (int(links.max()), max(sent))
-    ctx.columns["consensus_distance"] = float(((new.double() - mean) ** 2).sum(1).mean())
-    ctx.out = out
 
 
 def _send_time(ctx: RoundContext) -> float:
@@ -189,16 +183,3 @@ def _evaluate(ctx: RoundContext, eval_samples: int) -> None:
                      for i in range(len(out["nodes"]))]
         node_mean, node_min = sum(node_accs) / len(node_accs), min(node_accs)
     ctx.columns.update(node_accuracy_mean=node_mean, node_accuracy_min=node_min)
-
-
-def _choco(exp: Experiment, w: torch.Tensor, ends: torch.Tensor, hat: torch.Tensor, r: int, gamma: float):
-    """CHOCO-gossip: compress ``y_i - x_hat_i``, update the public copies, step toward the neighbours'
-    copies; returns (new models, new copies, each node's message bytes)."""
-    sent, wire = [], []
-    for i in range(len(ends)):
-        q, size, _ = exp.channel.send(ends[i] - hat[i], "gossip", r, i, {}, "params")
-        sent.append(q)
-        wire.append(size)
-    hat = hat + torch.stack(sent)
-    nodes = ends + gamma * ((w @ hat.double()) - hat.double()).to(ends.dtype)
-    return nodes, hat, wire
