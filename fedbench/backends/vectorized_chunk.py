@@ -192,7 +192,8 @@ def train_chunk(exp: Any, epochs: dict[int, int], r: int, clients: list[int], st
 
     The chunk's models live in one (k, P) tensor; each parameter is a (k, *shape) view into it, so the SGD step
     updates the models in place (``torch._foreach_*`` over the parameters when every client takes the step,
-    ``index_add_`` on the rows of a smaller group) and no step copies the whole chunk."""
+    ``index_add_`` on the rows of a smaller group) and no step copies the whole chunk. Each result's parameters are
+    its row of that tensor (contiguous, no copy; nothing downstream writes an upload in place)."""
     t0 = time.perf_counter()
     task, alg, plan = exp.task, exp.algorithm, exp.plan
     sgd = sgd if sgd is not None else sgd_settings(task)  # read once a round by the caller
@@ -220,7 +221,7 @@ def train_chunk(exp: Any, epochs: dict[int, int], r: int, clients: list[int], st
     losses = ch.loss_sum.tolist()  # one transfer, after all the steps; the models stay on the device
     seconds = time.perf_counter() - t0
     total_steps = max(sum(len(p) for p in ch.plans), 1)
-    return [LocalResult(c, ch.weights[i].clone(), len(exp.client_data[c][1]), len(ch.plans[i]),
+    return [LocalResult(c, ch.weights[i], len(exp.client_data[c][1]), len(ch.plans[i]),
                         losses[i] / max(len(ch.plans[i]), 1), seconds * len(ch.plans[i]) / total_steps,
                         lr, start_grads[i], None, {}, start_loss=start_losses[i]) for i, c in enumerate(clients)]
 
