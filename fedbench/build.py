@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -52,6 +53,7 @@ def check_server_optimizer(cfg: DictConfig) -> None:
 def build(cfg: DictConfig) -> Experiment:
     """Build every part (each checks its own options), check that they run together (:mod:`fedbench.compat`), load and
     partition the data; no training yet. ``run`` validates the flat knobs before calling this."""
+    t_build = time.perf_counter()
     algorithm: Algorithm = build_part(cfg.algorithm)
     check_server_optimizer(cfg)
     topology: Topology = build_part(cfg.topology)
@@ -67,6 +69,7 @@ def build(cfg: DictConfig) -> Experiment:
     network: Network = build_part(cfg.network)
     backend: Backend = build_part(cfg.backend)
     device = run_device(cfg)
+    t_data = time.perf_counter()
     data: FederatedData = build_part(cfg.dataset)
     validate_sizes(cfg.num_clients, len(data.y_train))
     parts = partition_data(partitioner, data, cfg.num_clients, cfg.seed)
@@ -76,6 +79,7 @@ def build(cfg: DictConfig) -> Experiment:
     if threat.attack is not None and threat.attack.flips_labels:
         client_data = [(x, flip_labels(y, data.num_classes) if c in threat.byzantine else y)
                        for c, (x, y) in enumerate(client_data)]
+    data_s = time.perf_counter() - t_data
     task = build_task(cfg, data)
     # moved once, by the same calls on every device (no copy where the tensors already are); the training data
     # itself stays on the CPU, for partition statistics
@@ -94,6 +98,7 @@ def build(cfg: DictConfig) -> Experiment:
                      device, sampling, client_eval)
     if backend.check is not None:  # e.g. backend=vectorized refuses what it cannot run, before any round
         backend.check(exp)
+    exp.timings.update(data_s=data_s, build_s=time.perf_counter() - t_build - data_s)
     return exp
 
 

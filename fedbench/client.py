@@ -126,9 +126,12 @@ class Trainer:
 def frozen_outside(task: LightningModule, train: slice | None) -> Iterator[None]:
     """Parameters outside the flat positions ``train`` do not train for the duration (no gradient: SGD, momentum and
     weight decay skip them); ``train`` must not split a parameter tensor."""
+    if train is None:  # the common case: nothing to freeze (no walk over the parameters)
+        yield
+        return
     params, frozen, offset = list(task.parameters()), [], 0
-    lo, hi, _ = (0, 0, 1) if train is None else train.indices(sum(p.numel() for p in params))
-    for p in params if train is not None else ():
+    lo, hi, _ = train.indices(sum(p.numel() for p in params))
+    for p in params:
         end = offset + p.numel()
         if lo < end and offset < hi and not (lo <= offset and end <= hi):
             raise ValueError(f"train={train} splits a parameter tensor ({offset}:{end})")

@@ -6,7 +6,7 @@ to import ``build`` (which constructs it) to know its shape.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -45,3 +45,4 @@ class Experiment:
     device: torch.device = torch.device("cpu")  # where the task, client and test data, server and client states live
     sampling: str = "fixed"  # client_sampling, resolved: fixed | poisson (fedbench.sampling)
     client_eval: ClientEval | None = None  # per-client evaluation (fedbench.client_eval), None when off
+    timings: dict = field(default_factory=dict)  # build's phases in seconds (data_s, build_s), for summary.json

@@ -15,7 +15,7 @@ from typing import Any
 
 from omegaconf import DictConfig
 
-from fedbench import checkpoint, metrics, progress, writeguard
+from fedbench import checkpoint, metrics, progress, startup, writeguard
 from fedbench.algorithms.base import State
 from fedbench.build import build, save_partition
 from fedbench.callbacks import Callback
@@ -34,6 +34,7 @@ log = logging.getLogger("fedbench")
 
 def train_federated(cfg: DictConfig) -> RunResult:
     """``paradigm=federated``: the round loop, resumed from the run folder's checkpoint if any."""
+    imports_s = startup.imports_s()
     folder = RunFolder(cfg)
     folder.check_records()  # a damaged status, summary or .hydra record is refused before anything is read or written
     restored = checkpoint.resume_point(cfg.resume, folder.path, folder.config)
@@ -42,6 +43,7 @@ def train_federated(cfg: DictConfig) -> RunResult:
         if done is not None:
             return done
     exp = build(cfg)
+    exp.timings["imports_s"] = imports_s
     folder.main = exp.backend.is_main  # only rank 0 of a distributed run evaluates and writes
     try:
         with folder.accept(resumed_after=len(restored["rows"]) if restored else 0):
@@ -77,9 +79,12 @@ def _train(cfg: DictConfig, exp: Experiment, folder: RunFolder, restored: dict[s
     callbacks = folder.callbacks(rows)
     progress.header(cfg, exp.algorithm.name, exp.algorithm.options, exp.data.name, exp.topology.name,
                     state["server"]["params"].numel(), len(rows), folder.path)
-    stopped = False
+    stopped, first = False, len(rows)
+    exp.timings["to_first_round_s"] = startup.since_process_start()
     for r in range(len(rows) + 1, cfg.rounds + 1):
         state, stopped, diverged = _round(cfg, exp, folder, callbacks, state, rows, r)
+        if r == first + 1:
+            exp.timings["first_round_s"] = rows[-1].get("wall_s")
         if diverged or stopped:
             break
     summary = folder.finish(rows, _extra(cfg, exp, state, rows, stopped), callbacks, state["server"],
@@ -129,7 +134,14 @@ def _extra(cfg: DictConfig, exp: Experiment, state: dict[str, Any], rows: list[d
             "num_train": len(exp.data.y_train), "hardware": hardware(exp.backend.world_size),
             "dataset": exp.data.name, "num_params": state["server"]["params"].numel(), "topology": exp.topology.name,
             **exp.topology.summary(state), "client_sampling": exp.sampling,
-            **threat_summary(exp.threat, rows, exp.sampling)}
+            **threat_summary(exp.threat, rows, exp.sampling), "startup": _startup(exp.timings)}
+
+
+def _startup(timings: dict[str, Any]) -> dict[str, Any]:
+    """summary.json's ``startup`` record (:mod:`fedbench.startup`): this process's phases in seconds, rounded to ms
+    (``first_round_s`` and ``to_first_round_s`` are for the first round this process ran: round 1 unless resumed)."""
+    keys = ("imports_s", "data_s", "build_s", "to_first_round_s", "first_round_s")
+    return {k: None if timings.get(k) is None else round(float(timings[k]), 3) for k in keys}
 
 
 def result_from_disk(cfg: DictConfig) -> RunResult:

@@ -98,9 +98,10 @@ def poisson_batches(n: int, batch_size: int | None, epochs: int, generator: torc
             yield epoch, idx if device is None else idx.to(device)
 
 
-def load(task: LightningModule, params: Tensor, buffers: Tensor | None) -> None:
-    """Put a model (and its buffers, when it has any) into the shared module."""
-    set_flat(task, params)
+def load(task: LightningModule, params: Tensor, buffers: Tensor | None, listed: list[Tensor] | None = None) -> None:
+    """Put a model (and its buffers, when it has any) into the shared module (``listed``: its parameters, if the
+    caller has listed them already)."""
+    set_flat(task if listed is None else listed, params)
     if buffers is not None:
         set_buffers(task, buffers)
 
@@ -173,7 +174,8 @@ def train(task: LightningModule, start: Tensor, x: Tensor, y: Tensor, *, epochs:
           generator: torch.Generator, round_: int = 1, buffers: Tensor | None = None, max_steps: int | None = None,
           extra_loss: ExtraLoss | None = None, dp: DPSGD | None = None) -> LocalOutcome:
     """Run local training from ``start`` with the task's optimizer and scheduler (through DP-SGD with ``dp``)."""
-    load(task, start, buffers)
+    listed = list(task.parameters())  # once per client: each task.parameters() walks the module tree
+    load(task, start, buffers, listed)
     task.train()
     alias = FlatAlias(task) if extra_loss is not None and dp is None else None
     plan = configure(task)
@@ -206,7 +208,7 @@ def train(task: LightningModule, start: Tensor, x: Tensor, y: Tensor, *, epochs:
                 break
     # a constant rate is returned as is (a mean of equal floats can be off by one ulp)
     lr = rates[0] if len(set(rates)) == 1 else sum(rates) / max(len(rates), 1)
-    return LocalOutcome(get_flat(task), get_buffers(task), steps, float(loss_sum) / max(nonempty, 1), lr, sink.means())
+    return LocalOutcome(get_flat(listed), get_buffers(task), steps, float(loss_sum) / max(nonempty, 1), lr, sink.means())
 
 
 def gradient(task: LightningModule, start: Tensor, x: Tensor, y: Tensor, *, batch_size: int | None,

@@ -13,16 +13,18 @@ import torch
 from torch import Tensor, nn
 
 
-def get_flat(module: nn.Module) -> Tensor:
-    """A detached copy of the module's parameters as one flat vector."""
-    return nn.utils.parameters_to_vector(module.parameters()).detach().clone()
+def get_flat(module: nn.Module | Sequence[Tensor]) -> Tensor:
+    """A detached copy of the module's parameters (or of the list ``module.parameters()`` gave, which a caller that
+    reads and writes them per client lists once) as one new flat vector."""
+    params = module.parameters() if isinstance(module, nn.Module) else module
+    return torch.cat([p.detach().reshape(-1) for p in params])  # cat allocates: a copy, never a view
 
 
-def set_flat(module: nn.Module, flat: Tensor) -> None:
-    """Copy ``flat`` into the module's parameters (``flat`` itself is never aliased)."""
+def set_flat(module: nn.Module | Sequence[Tensor], flat: Tensor) -> None:
+    """Copy ``flat`` into the module's parameters (or into the list of them; ``flat`` itself is never aliased)."""
     offset = 0
     with torch.no_grad():
-        for p in module.parameters():
+        for p in (module.parameters() if isinstance(module, nn.Module) else module):
             n = p.numel()
             p.copy_(flat[offset : offset + n].view_as(p))
             offset += n

@@ -136,7 +136,7 @@ def test_a_killed_worker_s_job_resumes_on_the_other_and_every_job_finishes_once(
         job = Path(starts[0]["folder"])
         assert [int(r["round"]) for r in _rows(job)] == list(range(1, 17))  # each round once, in order
         assert json.loads((job / "status.json").read_text())["status"] == "finished"
-    assert f"resuming after round {done}" in (folder / "__main__.log").read_text()
+    assert f"resuming after round {done}" in (folder / "fedbench.log").read_text()
     seed = folder.name.rsplit("seed=", 1)[1]
     reference = run(compose_config([*ARGS, f"seed={seed}"], tmp_path / "uninterrupted"))
     assert _rows(folder) == _rows(tmp_path / "uninterrupted")  # every metric but the wall-clock columns
@@ -145,7 +145,7 @@ def test_a_killed_worker_s_job_resumes_on_the_other_and_every_job_finishes_once(
     stamps = {p: p.stat().st_mtime_ns for p in sweep.glob("*/summary.json")}
     again = _grid(cluster, sweep, SEEDS, *ARGS)  # the same grid again: every job is finished and skipped
     assert again.wait(timeout=300) == 0
-    assert all("already finished 16 rounds; skipping" in (p.parent / "__main__.log").read_text() for p in stamps)
+    assert all("already finished 16 rounds; skipping" in (p.parent / "fedbench.log").read_text() for p in stamps)
     assert {p: p.stat().st_mtime_ns for p in sweep.glob("*/summary.json")} == stamps and len(stamps) == 6
 
 
@@ -209,7 +209,7 @@ def test_a_worker_that_sleeps_past_its_ttl_loses_its_job_and_stops_before_writin
     starts, ends = _attempts(sweep, sleeper["num"])
     assert [s["name"] for s in starts] == [sleeper["name"], taker["name"]] and len(ends) == 1
     assert "this attempt is stale" in (tmp_path / f"{sleeper['name']}.log").read_text()
-    assert f"resuming after round {done}" in (folder / "__main__.log").read_text()
+    assert f"resuming after round {done}" in (folder / "fedbench.log").read_text()
     seed = folder.name.rsplit("seed=", 1)[1]
     run(compose_config([*ARGS, f"seed={seed}"], tmp_path / "uninterrupted"))
     assert _rows(folder) == _rows(tmp_path / "uninterrupted")  # each round once: no row from the stale attempt

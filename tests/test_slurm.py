@@ -11,6 +11,7 @@ import shutil
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -182,37 +183,44 @@ def test_requeued_and_killed_array_tasks_continue_from_their_checkpoints(slurm_c
     from fedbench.run import run as run_inprocess
     from tests.conftest import compose_config
 
-    args = ["rounds=40", "local_epochs=1", "checkpoint_every=1"]
+    # ~0.2 s a round on one thread: each task is caught mid-run however far apart SLURM starts the two
+    args = ["rounds=40", "local_epochs=20", "checkpoint_every=1"]
     sweep = tmp_path / "sweep"
     env = {**os.environ, "HYDRA_FULL_ERROR": "0"}
     parent = subprocess.Popen([sys.executable, "-m", "fedbench", "-m", "seed=0,1", *args, "hydra/launcher=submitit_slurm",
                                "hydra.launcher.cpus_per_task=1", "hydra.launcher.mem_gb=2",
                                "hydra.launcher.timeout_min=20", f"hydra.sweep.dir={sweep}"],
                               cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
+
+    def running(task: int) -> tuple[Path, int, list[int]]:
+        """Wait until array task `task` (seed=task) has written a few rounds; its folder, rounds so far and pids."""
         deadline = time.monotonic() + 300
-        folders = {}
-        while time.monotonic() < deadline:  # both tasks running, a few rounds done
-            folders = {d.name: d for d in sweep.glob("*seed=*") if d.is_dir()} if sweep.is_dir() else {}
-            if len(folders) == 2 and all(len(_rows(d / "metrics.csv")) >= 4 for d in folders.values()):
-                break
-            time.sleep(0.5)
-        assert len(folders) == 2, f"tasks did not start: {parent.stderr.read() if parent.poll() is not None else ''}"
-        jobs = _job_dirs(sweep)
-        assert len(jobs) == 2
-        array = jobs[0].name.split("_")[0]
-        pids = {t: [pid for pid in _submit_pids() if f"SLURM_ARRAY_TASK_ID={t}".encode() in _environ(pid)] for t in (0, 1)}
-        assert pids[0] and pids[1], "the tasks' processes were not found"
-        seed1 = next(d for name, d in folders.items() if name.endswith("seed=1"))
-        before = len(_rows(seed1 / "metrics.csv"))
+        while time.monotonic() < deadline:
+            found = [d for d in sweep.glob(f"*seed={task}") if d.is_dir()] if sweep.is_dir() else []
+            if found and len(_rows(found[0] / "metrics.csv")) >= 4:
+                pids = [pid for pid in _submit_pids() if f"SLURM_ARRAY_TASK_ID={task}".encode() in _environ(pid)]
+                assert pids, f"task {task}'s processes were not found"
+                return found[0], len(_rows(found[0] / "metrics.csv")), pids
+            time.sleep(0.2)
+        raise AssertionError(f"task {task} did not start: {parent.stderr.read() if parent.poll() is not None else ''}")
+
+    try:
+        before, folders = {}, {}
         # task 0: requeued while running, as on preemption: SIGTERM (which submitit bypasses), then the kill
         # (SLURM's SIGKILL after KillWait; sent here at once, since this cluster's linuxproc tracking may miss
         # the process under srun)
+        folder, before[0], pids = running(0)
+        folders[folder.name] = folder
+        jobs = _job_dirs(sweep)
+        assert jobs
+        array = jobs[0].name.split("_")[0]
         subprocess.run(["scontrol", "requeue", f"{array}_0"], check=True, capture_output=True)
-        for pid in pids[0]:
+        for pid in pids:
             _kill(pid)
         # task 1: its process killed mid-round, then the job requeued, as after a node failure
-        for pid in pids[1]:
+        folder, before[1], pids = running(1)
+        folders[folder.name] = folder
+        for pid in pids:
             _kill(pid)
         subprocess.run(["scontrol", "requeue", f"{array}_1"], capture_output=True)
         out, err = parent.communicate(timeout=600)
@@ -220,7 +228,7 @@ def test_requeued_and_killed_array_tasks_continue_from_their_checkpoints(slurm_c
         if parent.poll() is None:
             parent.kill()
     assert parent.returncode == 0, err[-4000:]
-    assert before < 40
+    assert len(folders) == 2 and all(n < 40 for n in before.values()), before  # both were killed mid-run
     for name, folder in folders.items():
         seed = name.rsplit("=", 1)[1]
         # the array tasks have one CPU each (cpus_per_task=1), so they train with one torch thread

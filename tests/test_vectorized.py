@@ -61,11 +61,15 @@ def test_what_cannot_be_vectorised_is_refused_with_the_reason(tmp_path, override
 
 
 def test_auto_chunks_are_equal_and_capped_on_the_cpu(tmp_path):
-    from fedbench.backends.vectorized import CPU_CHUNK_PARAMS, _fits, equal_chunks
+    from fedbench.backends.vectorized import CPU_CHUNK_PARAMS, FAST_CPU_CHUNK_PARAMS, _fits, equal_chunks
     from fedbench.build import build
 
     assert [equal_chunks(60, 50), equal_chunks(100, 50), equal_chunks(101, 50), equal_chunks(7, 100)] == [30, 50, 34, 7]
     assert equal_chunks(5, 0) == 1
-    exp = build(compose_config(["backend=vectorized", "model=mlp", "model.hidden=[4096]"], tmp_path / "run"))
+    exp = build(compose_config(["backend=vectorized", "model=mlp", "model.hidden=[4096]", "algorithm=fedprox"],
+                               tmp_path / "run"))
     p = sum(v.numel() for v in exp.task.parameters())
     assert _fits(exp, 1.0, torch.device("cpu")) == CPU_CHUNK_PARAMS // p  # 32 models of 307k parameters, not what memory holds
+    # FedAvg on a Linear-ReLU network takes the hand-derived pass, fastest in small chunks: 6 models of 307k
+    exp = build(compose_config(["backend=vectorized", "model=mlp", "model.hidden=[4096]"], tmp_path / "run2"))
+    assert _fits(exp, 1.0, torch.device("cpu")) == FAST_CPU_CHUNK_PARAMS // p == 6

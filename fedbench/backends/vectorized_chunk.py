@@ -1,6 +1,8 @@
 """One chunk of vectorised clients trained at once (:mod:`fedbench.backends.vectorized`): the chunk's models in
 one (k, P) tensor, each parameter a (k, *shape) view into it; per local step the clients that still have a batch are
-grouped by batch size, each group takes one ``vmap(grad(loss))`` call and an in-place SGD step."""
+grouped by batch size, each group takes one batched gradient call and an in-place SGD step. The gradient is
+``vmap(grad(loss))``, or for a Linear-ReLU network under cross-entropy with no local loss term the hand-derived batched
+pass of :mod:`fedbench.backends.batched_mlp` (faster on the CPU)."""
 
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ from torch import Tensor, nn
 from torch.func import functional_call, grad, vmap
 
 from fedbench.algorithms.base import LocalResult, State
+from fedbench.backends.batched_mlp import batched_grads, batched_sgd_step, linear_relu_chain
 from fedbench.errors import ConfigError
 from fedbench.local import batches, evaluate, gradient
 from fedbench.local_optim import configure, round_rates
@@ -104,6 +107,21 @@ class _Chunk:
     client_states: list[dict[str, Tensor]]
     start_states: list[dict[str, Tensor]] | None
     loss_sum: Tensor
+    stacked: tuple[Tensor, Tensor, list[int]] | None = None  # equal clients: (k, n, ...) batches in step order
+
+
+def _stack_in_step_order(exp: Any, clients: list[int], plans: list[list]) -> tuple[Tensor, Tensor, list[int]] | None:
+    """For clients of equal sizes (so equal batch plans), every client's samples gathered once in the order its
+    batches take them, as (k, n, ...) tensors, and each step's offset: a step's batches are then one view, not k index
+    operations and a stack. None when the clients' plans differ or a step is the full batch."""
+    sizes = {tuple(len(idx) if idx is not None else -1 for _, idx in p) for p in plans}
+    if len(sizes) != 1 or -1 in next(iter(sizes)):
+        return None
+    xs, ys = zip(*(_batch(exp.client_data[c], torch.cat([idx for _, idx in p])) for c, p in zip(clients, plans)))
+    offsets = [0]
+    for n in next(iter(sizes)):
+        offsets.append(offsets[-1] + n)
+    return torch.stack(xs), torch.stack(ys), offsets
 
 
 def _chunk(exp: Any, epochs: dict[int, int], r: int, clients: list[int], starts: list[State], shared: bool,
@@ -120,20 +138,30 @@ def _chunk(exp: Any, epochs: dict[int, int], r: int, clients: list[int], starts:
     plans = [list(batches(len(exp.client_data[c][1]), plan.batch_size, epochs[c],
                           torch_generator(plan.seed, r, c, "batches"), exp.device)) for c in clients]
     return _Chunk(clients, weights, views, momentum, plans, [_tensors(states[c]) for c in clients],
-                  None if shared else [_tensors(s) for s in starts], torch.zeros(k, device=exp.device))
+                  None if shared else [_tensors(s) for s in starts], torch.zeros(k, device=exp.device),
+                  _stack_in_step_order(exp, clients, plans) if k > 1 else None)
 
 
 def _step_group(exp: Any, ch: _Chunk, t: int, members: list[int], grads_of: Callable, sgd: dict[str, Any],
-                lr: float) -> None:
-    """Local step ``t`` of the chunk rows ``members`` (clients with equal batch sizes): one vmapped gradient call,
-    then SGD (weight decay, momentum) in place on their rows."""
+                lr: float, fused: Callable | None = None) -> None:
+    """Local step ``t`` of the chunk rows ``members`` (clients with equal batch sizes): one batched gradient call,
+    then SGD (weight decay, momentum) in place on their rows; or, with ``fused`` and the whole chunk stepping, one
+    call that updates the models in place (plain SGD)."""
     views, momentum, names = ch.views, ch.momentum, list(ch.views)
     everyone = len(members) == len(ch.clients)
+    if ch.stacked is not None:  # equal clients: everyone steps, the step's batches are one view
+        x_all, y_all, offsets = ch.stacked
+        xs, ys = x_all[:, offsets[t]:offsets[t + 1]], y_all[:, offsets[t]:offsets[t + 1]]
+    else:
+        xs, ys = (torch.stack(v) for v in zip(*(_batch(exp.client_data[ch.clients[i]], ch.plans[i][t][1])
+                                                for i in members)))
+    if fused is not None and everyone:
+        ch.loss_sum += fused(views, xs, ys, lr)
+        return
     rows = None if everyone else torch.tensor(members, device=exp.device)
     params = views if everyone else {n: v[rows] for n, v in views.items()}
-    xs, ys = zip(*(_batch(exp.client_data[ch.clients[i]], ch.plans[i][t][1]) for i in members))
     cs = {key: torch.stack([ch.client_states[i][key] for i in members]) for key in ch.client_states[members[0]]}
-    args = (params, torch.stack(xs), torch.stack(ys), cs)
+    args = (params, xs, ys, cs)
     if ch.start_states is not None:
         args += ({key: torch.stack([ch.start_states[i][key] for i in members]) for key in ch.start_states[members[0]]},)
     with _no_logging(exp.task):
@@ -159,15 +187,16 @@ def _step_group(exp: Any, ch: _Chunk, t: int, members: list[int], grads_of: Call
 
 
 def train_chunk(exp: Any, epochs: dict[int, int], r: int, clients: list[int], start: Callable[[int], State],
-                states: dict[int, State]) -> list[LocalResult]:
+                states: dict[int, State], sgd: dict[str, Any] | None = None) -> list[LocalResult]:
     """Train ``clients`` at once; results in ``clients`` order.
 
     The chunk's models live in one (k, P) tensor; each parameter is a (k, *shape) view into it, so the SGD step
     updates the models in place (``torch._foreach_*`` over the parameters when every client takes the step,
-    ``index_add_`` on the rows of a smaller group) and no step copies the whole chunk."""
+    ``index_add_`` on the rows of a smaller group) and no step copies the whole chunk. Each result's parameters are
+    its row of that tensor (contiguous, no copy; nothing downstream writes an upload in place)."""
     t0 = time.perf_counter()
     task, alg, plan = exp.task, exp.algorithm, exp.plan
-    sgd = sgd_settings(task)
+    sgd = sgd if sgd is not None else sgd_settings(task)  # read once a round by the caller
     lr = round_rates(task, r)[0] if sgd["scheduled"] else sgd["lr"]
     starts = [start(c) for c in clients]
     shared = all(s is starts[0] for s in starts)
@@ -177,7 +206,10 @@ def train_chunk(exp: Any, epochs: dict[int, int], r: int, clients: list[int], st
                    if alg.start_gradient else None for c, s in zip(clients, starts)]
     start_losses = [evaluate(task, s["params"], *exp.client_data[c])[1] if alg.start_loss else None
                     for c, s in zip(clients, starts)]
-    grads_of = _grads(task, alg.local_loss, _tensors(starts[0]) if shared else None, shared)
+    layers = linear_relu_chain(task) if alg.local_loss is None else None  # the hand-derived batched pass applies
+    grads_of = batched_grads(layers) if layers else _grads(task, alg.local_loss, _tensors(starts[0]) if shared else None,
+                                                           shared)
+    fused = batched_sgd_step(layers) if layers and not sgd["momentum"] and not sgd["weight_decay"] else None
     for t in range(max((len(p) for p in ch.plans), default=0)):
         groups: dict[int, list[int]] = {}
         for i, p in enumerate(ch.plans):
@@ -185,11 +217,11 @@ def train_chunk(exp: Any, epochs: dict[int, int], r: int, clients: list[int], st
                 idx = p[t][1]
                 groups.setdefault(len(exp.client_data[clients[i]][1]) if idx is None else len(idx), []).append(i)
         for members in groups.values():
-            _step_group(exp, ch, t, members, grads_of, sgd, lr)
+            _step_group(exp, ch, t, members, grads_of, sgd, lr, fused)
     losses = ch.loss_sum.tolist()  # one transfer, after all the steps; the models stay on the device
     seconds = time.perf_counter() - t0
     total_steps = max(sum(len(p) for p in ch.plans), 1)
-    return [LocalResult(c, ch.weights[i].clone(), len(exp.client_data[c][1]), len(ch.plans[i]),
+    return [LocalResult(c, ch.weights[i], len(exp.client_data[c][1]), len(ch.plans[i]),
                         losses[i] / max(len(ch.plans[i]), 1), seconds * len(ch.plans[i]) / total_steps,
                         lr, start_grads[i], None, {}, start_loss=start_losses[i]) for i, c in enumerate(clients)]
 

@@ -42,12 +42,15 @@ def _resolve_root(name: str, root: str | None, download: bool) -> Path:
 
 def _to_tensor(images, name: str, normalize: bool) -> torch.Tensor:
     """Pixels scaled to [0, 1]; with ``normalize`` then standardized per channel (training-set mean/std)."""
-    x = torch.as_tensor(np.asarray(images), dtype=torch.float32) / 255.0
+    # in place after the one conversion (the same elementwise operations, bit for bit, without a fresh 200 MB buffer
+    # per step: on MNIST's training set that is ~0.2 s of start-up)
+    x = torch.as_tensor(np.asarray(images)).to(torch.float32).div_(255.0)
     x = x.unsqueeze(1) if x.ndim == 3 else x.permute(0, 3, 1, 2)  # (N,H,W) or (N,H,W,C) -> (N,C,H,W)
+    x = x.contiguous()
     if not normalize:
-        return x.contiguous()
+        return x
     mean, std = (torch.tensor(s).view(1, -1, 1, 1) for s in _STATS[name])
-    return ((x - mean) / std).contiguous()
+    return x.sub_(mean).div_(std)
 
 
 def _load(name: str, make: Callable, root: str | None, download: bool, normalize: bool) -> FederatedData:

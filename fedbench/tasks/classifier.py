@@ -68,6 +68,10 @@ class ClassifierTask(L.LightningModule):
             self.log("train_loss", loss, prog_bar=True)
         return loss
 
+    # declared: the loss is the mean cross-entropy of the model's logits (the vectorised backend's hand-derived
+    # batched pass, fedbench.backends.batched_mlp, relies on it; a subclass overriding training_step does not inherit it)
+    training_step.loss_of_model = "cross_entropy"  # type: ignore[attr-defined]
+
     def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> dict[str, Tensor]:
         """Summed loss and correct count of the batch (sums, so batches of any size combine exactly)."""
         x, y = batch
