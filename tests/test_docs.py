@@ -280,6 +280,43 @@ def test_every_group_option_the_pages_name_exists_in_conf():
     assert named > 100
 
 
+KEY = re.compile(r"(?<![\w./+~-])(?P<key>[a-z_]+(?:\.[a-z0-9_]+)+)=")
+BLOCKS = ("eval", "client_speed", "network", "hpo", "pipeline")  # config.yaml's blocks and the presets' own
+
+
+def known_keys() -> dict[str, set[str]]:
+    """Group (or ``""`` for config.yaml and ``# @package _global_`` presets) -> every dotted key its files set."""
+    out: dict[str, set[str]] = {"": set(flatten(yaml.safe_load((CONF / "config.yaml").read_text())))}
+    for path in CONF.rglob("*.yaml"):
+        if path.parent != CONF:
+            text = path.read_text()
+            group = "" if text.startswith("# @package _global_") else path.parent.relative_to(CONF).as_posix()
+            out.setdefault(group, set()).update(flatten(yaml.safe_load(text)))
+    return out
+
+
+def unknown_keys(text: str, known: dict[str, set[str]]) -> list[str]:
+    """The ``group.key=`` and ``block.key=`` settings of ``text`` that no YAML file of conf/ has."""
+    bad = []
+    for match in KEY.finditer(text):
+        key = match["key"]
+        group, rest = key.split(".", 1)
+        if group in known and group:
+            bad += [key] if rest not in known[group] else []
+        elif group in BLOCKS:
+            bad += [key] if key not in known[""] else []
+    return bad
+
+
+def test_every_group_key_the_pages_set_exists_in_conf():
+    """``partitioner.alpha=0.1``, ``eval.per_client=true``: keys a page sets without ``+`` (which adds a key) exist."""
+    known = known_keys()
+    assert unknown_keys("partitioner.alpha=0.1 partitioner.alpah=1 eval.per_clients=true +task.scheduler=x", known) \
+        == ["partitioner.alpah", "eval.per_clients"]
+    for page in pages():
+        assert unknown_keys(page.read_text(), known) == [], page.relative_to(ROOT)
+
+
 def test_the_layouts_paths_exist():
     block = (ROOT / "docs" / "reference" / "layout.md").read_text().split("```text\n")[1].split("```")[0]
     paths = [line.split()[0].rstrip(",") for line in block.splitlines() if "git-ignored" not in line]
