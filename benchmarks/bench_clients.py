@@ -21,8 +21,8 @@ round starts (the last: to ``end``), so it includes all of the contender's per-r
 fedbench train their clients one after another with 1 torch thread; Flower gets the machine's cores as a user would
 give them (Ray, one client actor per CPU, 1 torch thread each); ``--flower-pinned`` adds a labelled variant on one
 core. Reported per contender: median round time over rounds 2.. (the first round separately), start-up (launch to
-the start of round 1), total wall time, peak memory (resident memory summed over the process tree, sampled every
-50 ms), final accuracy (which must agree between the plain loop and fedbench), and for each ratio to the plain loop
+the start of round 1), total wall time, peak memory (proportional set size summed over the process tree, sampled
+every 50 ms), final accuracy (which must agree between the plain loop and fedbench), and for each ratio to the plain loop
 its median and range over the repeats (a ratio whose range includes 1 is within the noise, not a win).
 Results go to ``reports/bench/clients.{json,md}``.
 """
@@ -93,7 +93,8 @@ def flower_python() -> Path:
 
 
 def watch(cmd: list[str], env: dict[str, str] | None = None, pin: bool = False) -> dict:
-    """Run ``cmd`` (on core 0 only with ``pin``); return its launch time, wall time and peak tree RSS."""
+    """Run ``cmd`` (on core 0 only with ``pin``); return its launch time, wall time and the peak of the process
+    tree's proportional set size (PSS)."""
     launched = time.time()
     proc = subprocess.Popen([*(["taskset", "-c", "0"] if pin else []), *cmd], stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, env={**os.environ, **(env or {})}, start_new_session=True)
@@ -101,7 +102,9 @@ def watch(cmd: list[str], env: dict[str, str] | None = None, pin: bool = False) 
     while proc.poll() is None:
         try:
             tree = [root, *root.children(recursive=True)]
-            peak = max(peak, sum(p.memory_info().rss for p in tree if p.is_running()))
+            # PSS: a page shared by several processes counts once in all (a fork for `git` would otherwise count
+            # its parent's memory twice while it lives)
+            peak = max(peak, sum(p.memory_full_info().pss for p in tree if p.is_running()))
         except psutil.Error:
             pass
         time.sleep(0.05)
@@ -145,7 +148,17 @@ def run_fedbench(backend: str, workload: str, rounds: int, folder: Path) -> dict
     m = watch(cmd, env={"PYTHONPATH": pythonpath})
     with (run_dir / "metrics.csv").open() as f:
         rows = list(csv.DictReader(f))
-    return {**m, **timing(_jsonl(clock), m["launched"]), "final_accuracy": float(rows[-1]["test_accuracy"])}
+    phases = json.loads((run_dir / "summary.json").read_text()).get("startup") or {}
+    return {**m, **timing(_jsonl(clock), m["launched"]), "final_accuracy": float(rows[-1]["test_accuracy"]),
+            "phases": phases, "params": str(run_dir / "checkpoint" / "checkpoint.pt")}
+
+
+def param_gap(a: str, b: str) -> float:
+    """max |w_a - w_b| over the final server models of two fedbench runs (their last checkpoints)."""
+    import torch
+
+    wa, wb = (torch.load(path, map_location="cpu", weights_only=True)["server"]["params"] for path in (a, b))
+    return float((wa - wb).abs().max())
 
 
 def _spread(values: list[float]) -> dict:
@@ -161,7 +174,12 @@ def summarize(samples: list[dict], plain: list[dict]) -> dict:
             "first_round_s": _spread([s["first_round_s"] for s in samples]),
             "startup_s": _spread([s["startup_s"] for s in samples]),
             "wall_s": _spread([s["wall_s"] for s in samples]), "peak_mb": _spread([s["peak_mb"] for s in samples]),
-            "final_accuracy": samples[-1]["final_accuracy"], "repeats": len(samples)}
+            "final_accuracy": samples[-1]["final_accuracy"], "repeats": len(samples),
+            **({"phases": {k: _spread([s["phases"][k] for s in samples]) for k in PHASES}}
+               if all(s.get("phases") for s in samples) else {})}
+
+
+PHASES = ("imports_s", "data_s", "build_s")
 
 
 def measure(workload: str, rounds: int, repeats: int, flower: bool, pinned: bool) -> dict:
@@ -186,18 +204,24 @@ def measure(workload: str, rounds: int, repeats: int, flower: bool, pinned: bool
             print(f"workload {workload}, repeat {i + 1}/{repeats}: {name} ...", flush=True)
             samples[name].append(go())
     result = {name: summarize(s, samples["plain"]) for name, s in samples.items()}
+    # the vectorised clients against the sequential loop: the same run up to float rounding (last repeat's models)
+    vec, seq = samples["fedbench_vectorized"][-1], samples["fedbench"][-1]
+    agreement = {"accuracy_gap": abs(vec["final_accuracy"] - seq["final_accuracy"]),
+                 "param_gap": param_gap(vec["params"], seq["params"])}
     plain_acc = result["plain"]["final_accuracy"]
     for name in ("fedbench", "fedbench_vectorized"):
         if abs(result[name]["final_accuracy"] - plain_acc) > 1e-3:
             raise RuntimeError(f"workload {workload}: {name} and the plain loop did different work "
                                f"({result[name]['final_accuracy']} vs {plain_acc})")
-    return {"workload": workload, **WORKLOADS[workload], "rounds": rounds, "results": result}
+    return {"workload": workload, **WORKLOADS[workload], "rounds": rounds, "results": result,
+            "vectorized_vs_sequential": agreement}
 
 
 CONTENDERS = {
     "plain": "1 process, 1 torch thread, clients in turn",
     "fedbench": "1 process, 1 torch thread, clients in turn (backend=inprocess)",
-    "fedbench_vectorized": "1 process, 1 torch thread, clients vmapped in chunks (backend=vectorized)",
+    "fedbench_vectorized": "1 process, 1 torch thread, clients batched in chunks (backend=vectorized: the "
+                           "hand-derived batched pass of fedbench/backends/batched_mlp.py, chunks of 10)",
     "flower": "Ray on all {cores} cores: 1 client actor per core, 1 torch thread each",
     "flower_1core": "Ray pinned to 1 core (taskset -c 0), 1 client actor",
 }
@@ -238,7 +262,8 @@ def write_report(results: list[dict], out: Path, command: str, repeats: int) -> 
              "repeat, then the median (min-max) over repeats; x plain: the same repeat's ratio to the plain loop, "
              "median (min-max); *within noise* when that range includes 1. first round s: round 1 (lazy "
              "initialisation, Flower's actor start). start-up s: launch to the start of round 1 (imports, data, Ray). "
-             "peak MB: resident memory summed over the process tree.", "",
+             "peak MB: proportional set size (resident memory, shared pages split among their processes) summed over "
+             "the process tree, sampled every 50 ms.", "",
              "Contenders: " + "; ".join(f"**{k}**: {v.format(cores=meta['host_cpus'])}" for k, v in CONTENDERS.items()
                                         if any(k in w["results"] for w in results)) + ".", "",
              "| workload | contender | round s | x plain | first round s | start-up s | total s | peak MB | final acc |",
@@ -250,6 +275,22 @@ def write_report(results: list[dict], out: Path, command: str, repeats: int) -> 
                          f"{_range(r['round_s'])} | {ratio} | {r['first_round_s']['median']:.2f} | "
                          f"{r['startup_s']['median']:.1f} | {r['wall_s']['median']:.1f} | {r['peak_mb']['median']:.0f} | "
                          f"{r['final_accuracy']:.4f} |")
+    lines += ["", "**fedbench's start-up, phase by phase** (from each run's `summary.json` `startup` record, median "
+              "(min-max) over the repeats): imports s = process start to fedbench's first line of run work (the "
+              "interpreter, torch, Lightning, Hydra, composing the configuration); data s = reading MNIST, the "
+              "split and the clients' tensors; build s = the other parts and their checks.", "",
+              "| workload | contender | imports s | data s | build s |", "|---|---|---|---|---|"]
+    for w in results:
+        for name, r in w["results"].items():
+            if "phases" in r:
+                ph = r["phases"]
+                lines.append(f"| {w['workload']} | {name} | {_range(ph['imports_s'], 2)} | {_range(ph['data_s'], 2)} | "
+                             f"{_range(ph['build_s'], 3)} |")
+    lines += ["", "**Vectorised vs sequential** (the last repeat's runs): the same clients, batches and steps, different "
+              "float summation order (batched vs per-client matrix products).", "",
+              "| workload | final accuracy gap | max abs parameter gap |", "|---|---|---|"]
+    lines += [f"| {w['workload']} | {w['vectorized_vs_sequential']['accuracy_gap']:.4f} | "
+              f"{w['vectorized_vs_sequential']['param_gap']:.2e} |" for w in results if "vectorized_vs_sequential" in w]
     lines += ["", f"Regenerate: `{command}`", ""]
     (out / "clients.md").write_text("\n".join(lines))
 

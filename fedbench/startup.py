@@ -13,14 +13,14 @@ import time
 
 
 def _process_start() -> float | None:
-    """The wall-clock time this process started (Linux ``/proc``); None elsewhere."""
+    """The wall-clock time this process started, to the kernel's clock tick (10 ms): its start in ticks after boot
+    (``/proc/self/stat``) against the time since boot now (``CLOCK_BOOTTIME``); None off Linux."""
     try:
         with open("/proc/self/stat") as f:
             ticks = int(f.read().rsplit(")", 1)[1].split()[19])  # field 22: start time in clock ticks after boot
-        with open("/proc/stat") as f:
-            boot = next(int(line.split()[1]) for line in f if line.startswith("btime "))
-        return boot + ticks / os.sysconf("SC_CLK_TCK")
-    except (OSError, ValueError, IndexError, StopIteration):
+        alive = time.clock_gettime(time.CLOCK_BOOTTIME) - ticks / os.sysconf("SC_CLK_TCK")
+        return time.time() - alive
+    except (OSError, ValueError, IndexError, AttributeError):
         return None
 
 
