@@ -6,17 +6,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from fedbench.conf_comments import header_lines, keys
 from fedbench.config import CONF
 
 HIDDEN = ("arm", "fedavg_arch", "hpo", "local.example", "leaf_arm", "fedopt_task", "hydra")
 
 
 def _first_comment(path: Path) -> str:
-    for line in path.read_text().splitlines():
-        if line.startswith("# @package") or not line.strip():
-            continue
-        return line.lstrip("# ").strip() if line.startswith("#") else ""
-    return ""
+    """The first line of the comment at the top of ``path``: what the option is."""
+    return next(iter(header_lines(path)), "")
 
 
 def _defaults() -> dict[str, tuple[str, ...]]:
@@ -41,29 +39,10 @@ SKIPPED_KNOBS = ("defaults", "hydra", "output_dir", "choices")  # not inputs (ch
 
 def knobs() -> list[tuple[str, str]]:
     """(``name: default``, comment) of every knob of ``conf/config.yaml`` in file order, a block's keys dotted
-    (``eval.per_client: auto``); a comment continued on the next lines is joined."""
-    out: list[tuple[str, str]] = []
-    block: str | None = None
-    for line in (CONF / "config.yaml").read_text().splitlines():
-        stripped = line.strip()
-        if not stripped:
-            continue
-        if stripped.startswith("#"):
-            if line.startswith("  ") and out and block not in SKIPPED_KNOBS:  # an indented comment continues the last one
-                out[-1] = (out[-1][0], f"{out[-1][1]} {stripped.lstrip('# ')}".strip())
-            continue
-        setting, _, comment = line.partition("#")
-        key, _, value = setting.strip().partition(":")
-        if not line.startswith(" "):
-            block = key if not value.strip() else None
-            if key in SKIPPED_KNOBS or block is not None:
-                block = key
-                continue
-            out.append((f"{key}: {value.strip()}", comment.strip()))
-        elif block not in SKIPPED_KNOBS and block is not None and line.startswith("  ") and not line.startswith("   ") \
-                and not stripped.startswith(("-", "_")):
-            out.append((f"{block}.{key}: {value.strip()}", comment.strip()))
-    return out
+    (``eval.per_client: auto``); a comment continued on the next lines is joined (``fedbench.conf_comments``)."""
+    return [(f"{key.path}: {key.raw}", key.comment) for key in keys(CONF / "config.yaml")
+            if key.top not in SKIPPED_KNOBS and key.path.count(".") <= 1 and key.raw
+            and not key.path.rsplit(".", 1)[-1].startswith("_")]
 
 
 def help_text() -> str:

@@ -37,7 +37,7 @@ def precheck(argv: Sequence[str]) -> None:
     for override in parsed:
         _check_key(override)
         _check_resolvers(override)
-    configs = [o for o in parsed if not o.key_or_group.startswith("hydra")]
+    configs = [o for o in parsed if not o.key_or_group.startswith("hydra") or o.key_or_group == "hydra.searchpath"]
     for combination in combinations(configs, multirun=any(a in MULTIRUN for a in argv)):
         validate_knobs(compose_strictly(combination))
     for override in parsed:

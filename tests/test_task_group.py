@@ -105,3 +105,13 @@ def test_bad_task_options_name_the_field(make_cfg):
         run(make_cfg("task.scheduler_interval=monthly"))
     with pytest.raises(ConfigError, match="task.local_buffers must be true or false"):
         run(make_cfg("task.local_buffers=maybe"))
+
+
+def test_the_command_lines_precheck_finds_a_users_option_on_the_search_path():
+    """``fedbench 'hydra.searchpath=[file://my_conf]' task=mine`` (the docs' own-task and extension recipes): the
+    precheck composes with the search path, so the user's option is accepted there and refused without it."""
+    from fedbench.precheck import precheck
+
+    precheck([*USER, "rounds=1"])
+    with pytest.raises(ConfigError, match="task must be one of"):
+        precheck(["task=user", "rounds=1"])

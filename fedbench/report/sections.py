@@ -109,7 +109,7 @@ AGGREGATOR_ORDER = ("mean", "median", "trimmed_mean", "krum", "multi_krum", "geo
 
 
 def _ordered(values: Sequence[str], order: Sequence[str]) -> list[str]:
-    """Known names in the README's order, then the others alphabetically."""
+    """Known names in the order of the docs' tables (docs/explanation/threat-model.md), then the others by name."""
     return sorted(set(values), key=lambda v: (order.index(v) if v in order else len(order), v))
 
 
