@@ -22,6 +22,7 @@ import torch
 from torch import Tensor
 
 from fedbench.algorithms.base import Algorithm, LocalResult, State, Upload, params_only
+from fedbench.errors import require
 
 Mix = Callable[[str, Tensor], Tensor]  # (exchanged quantity, rows) -> W @ rows (exact or compressed)
 NodeState = dict[str, Tensor]  # stacked per-node tensors (rows = nodes)
@@ -63,7 +64,9 @@ def _plain_upload(server: State, local: LocalResult, client: State) -> tuple[Upl
 def decentralized_algorithm(name: str, node: NodeUpdate, options: dict, local_loss=None,  # noqa: ANN001
                             max_local_steps: int | None = None) -> Algorithm:
     """The :class:`Algorithm` record of a decentralized method: its node update and local work, no server step (a
-    topology without ``runs_node_updates`` refuses it before any work)."""
+    topology without ``runs_node_updates`` refuses it before any work); ``max_local_steps`` is checked here for all."""
+    require(max_local_steps is None or (isinstance(max_local_steps, int) and max_local_steps >= 1),
+            "algorithm.max_local_steps", "null (local epochs) or an integer >= 1", max_local_steps)
 
     def no_server(server: State, uploads: Sequence[Upload], *args) -> tuple[State, dict[str, float]]:  # noqa: ANN002
         raise RuntimeError(f"algorithm {name} is decentralized: it has no server update (run it on topology=gossip)")

@@ -24,7 +24,6 @@ from torch import Tensor
 
 from fedbench.algorithms.base import Algorithm
 from fedbench.algorithms.decentralized import Mix, NodeState, NodeUpdate, decentralized_algorithm
-from fedbench.errors import require
 
 
 def extra(max_local_steps: int | None = None) -> Algorithm:
@@ -33,8 +32,6 @@ def extra(max_local_steps: int | None = None) -> Algorithm:
     Args:
         max_local_steps: cap on local steps per round (1: one SGD step, the paper's setting); None: local epochs.
     """
-    require(max_local_steps is None or (isinstance(max_local_steps, int) and max_local_steps >= 1),
-            "algorithm.max_local_steps", "null (local epochs) or an integer >= 1", max_local_steps)
 
     def init(x0: Tensor) -> NodeState:
         return {"dual": torch.zeros_like(x0)}

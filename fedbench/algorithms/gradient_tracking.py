@@ -29,7 +29,6 @@ from torch import Tensor
 
 from fedbench.algorithms.base import Algorithm, State
 from fedbench.algorithms.decentralized import Mix, NodeState, NodeUpdate, decentralized_algorithm, step_directions
-from fedbench.errors import require
 
 
 def gradient_tracking(max_local_steps: int | None = None) -> Algorithm:
@@ -38,8 +37,6 @@ def gradient_tracking(max_local_steps: int | None = None) -> Algorithm:
     Args:
         max_local_steps: cap on local steps per round (1: one SGD step, the papers' setting); None: local epochs.
     """
-    require(max_local_steps is None or (isinstance(max_local_steps, int) and max_local_steps >= 1),
-            "algorithm.max_local_steps", "null (local epochs) or an integer >= 1", max_local_steps)
 
     def init(x0: Tensor) -> NodeState:
         return {"correction": torch.zeros_like(x0)}

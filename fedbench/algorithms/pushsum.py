@@ -26,7 +26,6 @@ from torch import Tensor
 
 from fedbench.algorithms.base import Algorithm
 from fedbench.algorithms.decentralized import Mix, NodeState, NodeUpdate, decentralized_algorithm
-from fedbench.errors import require
 
 
 def pushsum(max_local_steps: int | None = None) -> Algorithm:
@@ -35,8 +34,6 @@ def pushsum(max_local_steps: int | None = None) -> Algorithm:
     Args:
         max_local_steps: cap on local steps per round (1: one SGD step, the paper's setting); None: local epochs.
     """
-    require(max_local_steps is None or (isinstance(max_local_steps, int) and max_local_steps >= 1),
-            "algorithm.max_local_steps", "null (local epochs) or an integer >= 1", max_local_steps)
 
     def init(x0: Tensor) -> NodeState:
         return {"numerators": x0.clone(), "weights": torch.ones(len(x0), 1, dtype=torch.float64, device=x0.device)}
