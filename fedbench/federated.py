@@ -80,7 +80,10 @@ def _train(cfg: DictConfig, exp: Experiment, folder: RunFolder, restored: dict[s
     progress.header(cfg, exp.algorithm.name, exp.algorithm.options, exp.data.name, exp.topology.name,
                     state["server"]["params"].numel(), len(rows), folder.path)
     stopped, first = False, len(rows)
-    exp.timings["to_first_round_s"] = startup.since_process_start()
+    # from the process start: only meaningful for the process's first run (a later in-process job's would count the
+    # jobs before it), like imports_s
+    first_run = exp.timings.get("imports_s") is not None
+    exp.timings["to_first_round_s"] = startup.since_process_start() if first_run else None
     for r in range(len(rows) + 1, cfg.rounds + 1):
         state, stopped, diverged = _round(cfg, exp, folder, callbacks, state, rows, r)
         if r == first + 1:

@@ -40,3 +40,4 @@ def test_a_later_run_in_the_same_process_imports_nothing(tmp_path):
     startup.imports_s()  # whatever ran before in this process, the next run is not its first
     phases = run(compose_config(["rounds=1"], tmp_path / "run")).summary["startup"]
     assert phases["imports_s"] is None and phases["data_s"] >= 0 and phases["first_round_s"] > 0
+    assert phases["to_first_round_s"] is None  # from the process start it would count the runs before this one
