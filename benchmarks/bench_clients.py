@@ -223,10 +223,12 @@ def measure(workload: str, rounds: int, repeats: int, flower: bool, pinned: bool
 
 
 CONTENDERS = {
-    "plain": "1 process, 1 torch thread, clients in turn",
-    "fedbench": "1 process, 1 torch thread, clients in turn (backend=inprocess)",
+    "plain": "1 process, 1 torch thread, clients in turn, glibc's malloc defaults",
+    "fedbench": "1 process, 1 torch thread, clients in turn (backend=inprocess; allocator=keep_freed, fedbench's "
+                "default: freed memory stays mapped for the next round, fedbench/allocator.py)",
     "fedbench_vectorized": "1 process, 1 torch thread, clients batched in chunks (backend=vectorized: the "
-                           "hand-derived batched pass of fedbench/backends/batched_mlp.py, chunks of 10)",
+                           "hand-derived batched pass of fedbench/backends/batched_mlp.py, chunks of 10; "
+                           "allocator=keep_freed)",
     "flower": "Ray on all {cores} cores: 1 client actor per core, 1 torch thread each",
     "flower_1core": "Ray pinned to 1 core (taskset -c 0), 1 client actor",
 }

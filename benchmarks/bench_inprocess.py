@@ -94,7 +94,9 @@ def write_report(results: list[dict], out: Path) -> None:
              "alternating runs. Ratio: median of each pair's fedbench / plain, with its range over pairs; a range "
              "that includes 1 is within the noise.",
              f"Machine: {meta['machine']}, {meta['cores']} usable cores, {meta['threads']} torch threads in this one "
-             f"process, torch {meta['torch']}, Python {meta['python']}.", "",
+             f"process, torch {meta['torch']}, Python {meta['python']}. Both loops share this process, so both run "
+             "with the C allocator setting fedbench's first run applies (allocator=keep_freed: freed memory stays "
+             "mapped for reuse, fedbench/allocator.py).", "",
              "| setup | rounds | repeats | fedbench median (min-max) s | plain loop median (min-max) s | "
              "fedbench / plain, median (min-max) | final accuracy |", "|---|---|---|---|---|---|---|"]
     for r in results:

@@ -31,7 +31,7 @@ FILENAME = "checkpoint.pt"
 META = ("format", "round", "rows", "fingerprint", "config")
 # keys that may differ between the run that wrote a checkpoint and the run resuming it
 RESUMABLE_DIFFERENCES = ("output_dir", "resume", "checkpoint_every", "rounds", "logger", "stop_at_target", "device",
-                         "choices")  # choices: derived from the rest, how it was named (fedbench.choices)
+                         "choices", "allocator")  # choices: derived from the rest, how it was named (fedbench.choices)
 
 
 class CheckpointError(ConfigError):

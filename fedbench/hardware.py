@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from fedbench import threads
+from fedbench import allocator, threads
 
 
 def _cpu_model() -> str:
@@ -23,12 +23,12 @@ def _cpu_model() -> str:
 
 def hardware(world_size: int = 1) -> dict[str, Any]:
     """Host, CPU model and cores, torch threads and the CPU limits they were chosen from (affinity, SLURM,
-    cgroup quota; :mod:`fedbench.threads`), GPUs, versions and the run's process count."""
+    cgroup quota; :mod:`fedbench.threads`), the C allocator's settings (:mod:`fedbench.allocator`), GPUs, versions and the run's process count."""
     affinity = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     return {
         "host": platform.node(), "cpu": _cpu_model(), "cpu_count": os.cpu_count(), "usable_cores": affinity,
         "torch_threads": torch.get_num_threads(), "threads_source": threads.applied().get("source", "torch default"),
-        "cpu_limits": threads.usable_cpus(), "local_ranks": threads.local_ranks(),
+        "cpu_limits": threads.usable_cpus(), "local_ranks": threads.local_ranks(), "allocator": allocator.applied(),
         "world_size": world_size,
         "gpus": [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())],
         "python": platform.python_version(), "torch": torch.__version__, "platform": platform.platform(),
