@@ -42,3 +42,18 @@ def test_fedopt_reddi_task_settings(task, batch, rounds, partitioner):
     assert len(cfg.fedopt_grids.client_lr) == 9 and cfg.fedopt_grids.client_lr[0] == 0.001
     if task == "shakespeare":
         assert cfg.dataset.targets == "sequence" and cfg.model.all_positions and cfg.task._target_.endswith("SequenceTask")
+
+
+def test_the_fedopt_preset_and_the_datasets_page_quote_the_same_paper_numbers():
+    """The paper's FedAvg accuracies are written twice for readers (the preset's comment, the reference page): they
+    must agree, task by task, and name their second-hand source."""
+    import re
+
+    root = Path(__file__).resolve().parents[1]
+    preset = (root / "conf" / "study" / "fedopt_reddi.yaml").read_text()
+    page = (root / "docs" / "reference" / "datasets.md").read_text()
+    pattern = r"(EMNIST CR|CIFAR-100|Shakespeare) (\d+\.\d)\b"
+    quoted = {name: dict(re.findall(pattern, text.replace("\n# ", " "))) for name, text in
+              (("preset", preset), ("page", page))}
+    assert quoted["preset"] == quoted["page"] == {"EMNIST CR": "84.9", "CIFAR-100": "44.7", "Shakespeare": "56.9"}
+    assert "BENCHMARK_MPI.md" in preset and "BENCHMARK_MPI.md" in page
