@@ -10,8 +10,10 @@ correction, FedDyn, FedADMM) on that client's state. The SGD step (momentum, wei
 the sequential loop (the same (seed, round, client) generator), so the numbers equal ``backend=inprocess``
 up to float rounding (tested to 1e-5). A fully connected ReLU network under cross-entropy with no local loss term
 (FedAvg on McMahan et al.'s 2NN, softmax regression) takes a hand-derived batched pass instead of ``vmap``
-(:mod:`fedbench.backends.batched_mlp`, about 2x faster on the CPU), with plain SGD fused into its products, and
-clients of equal sizes gather their batches once per round.
+(:mod:`fedbench.backends.batched_mlp`, about 2x faster on the CPU) and clients of equal sizes gather their batches
+once per round. That pass computes each product and update as the sequential loop's autograd and
+``torch.optim.SGD`` do, so with plain SGD its models equal ``backend=inprocess`` bit for bit (tested);
+``fused_sgd=true`` folds the update into the gradient's product instead, faster and rounded differently.
 
 A task qualifies when its ``configure_optimizers`` returns plain SGD (one param group, no Nesterov, no
 dampening) with no scheduler or an ``interval="round"`` one, its model has no buffers (BatchNorm) and no
@@ -43,7 +45,8 @@ CAPABILITIES = BackendCapabilities(devices=("cpu", "cuda"), vectorizes=True)
 
 
 @declares(CAPABILITIES)
-def vectorized(chunk: int | str = "auto", memory_fraction: float = 0.25, threads: int | None = None) -> Backend:
+def vectorized(chunk: int | str = "auto", memory_fraction: float = 0.25, threads: int | None = None,
+               fused_sgd: bool = False) -> Backend:
     """Clients trained ``chunk`` at a time with ``torch.func.vmap``.
 
     Args:
@@ -53,10 +56,13 @@ def vectorized(chunk: int | str = "auto", memory_fraction: float = 0.25, threads
             hand-derived fast path), in chunks of equal size.
         memory_fraction: the share of free memory ``auto`` may plan for.
         threads: torch intra-op threads (null: the CPUs this process may use); applied by ``run``.
+        fused_sgd: on the hand-derived pass with plain SGD, fold the update into the gradient's matrix product:
+            less training time, rounded differently from ``backend=inprocess`` (false: bit-identical to it).
     """
     require(chunk == "auto" or (is_int(chunk) and chunk >= 1), "backend.chunk", "auto or an integer >= 1", chunk)
     require(isinstance(memory_fraction, (int, float)) and 0 < memory_fraction <= 1, "backend.memory_fraction",
             "in (0, 1]", memory_fraction)
+    require(isinstance(fused_sgd, bool), "backend.fused_sgd", "true or false", fused_sgd)
     times: list = []
 
     def run_map(job: Callable, clients: Sequence[int]) -> list:
@@ -73,7 +79,8 @@ def vectorized(chunk: int | str = "auto", memory_fraction: float = 0.25, threads
         sgd = sgd_settings(exp.task)
         for i in range(0, len(clients), size):
             part = list(clients[i:i + size])
-            out.update({res.client: res for res in train_chunk(exp, epochs, r, part, start, states, sgd)})
+            out.update({res.client: res for res in train_chunk(exp, epochs, r, part, start, states, sgd,
+                                                               fuse_sgd=fused_sgd)})
         times[:] = [{"rank": 0, "compute_s": time.perf_counter() - t0, "wait_s": 0.0, "comm_s": 0.0}]
         return [out[c] for c in clients]
 
