@@ -189,8 +189,8 @@ def _step_group(exp: Any, ch: _Chunk, t: int, members: list[int], grads_of: Call
 def train_chunk(exp: Any, epochs: dict[int, int], r: int, clients: list[int], start: Callable[[int], State],
                 states: dict[int, State], sgd: dict[str, Any] | None = None, fuse_sgd: bool = False
                 ) -> list[LocalResult]:
-    """Train ``clients`` at once; results in ``clients`` order. ``fuse_sgd``: on the hand-derived pass, fold plain
-    SGD's update into the gradient's product (:func:`~fedbench.backends.batched_mlp.batched_sgd_step`).
+    """Train ``clients`` at once; results in ``clients`` order. ``fuse_sgd``: on the hand-derived pass with plain SGD,
+    fold the update into the gradient's product (:func:`~fedbench.backends.batched_mlp.batched_sgd_step`).
 
     The chunk's models live in one (k, P) tensor; each parameter is a (k, *shape) view into it, so the SGD step
     updates the models in place (``torch._foreach_*`` over the parameters when every client takes the step,
@@ -211,7 +211,8 @@ def train_chunk(exp: Any, epochs: dict[int, int], r: int, clients: list[int], st
     layers = linear_relu_chain(task) if alg.local_loss is None else None  # the hand-derived batched pass applies
     grads_of = batched_grads(layers) if layers else _grads(task, alg.local_loss, _tensors(starts[0]) if shared else None,
                                                            shared)
-    fused = (batched_sgd_step(layers, fuse=fuse_sgd) if layers and not sgd["momentum"] and not sgd["weight_decay"]
+    # by default the generic step below (gradients, then torch.optim.SGD's update) keeps the sequential loop's bits
+    fused = (batched_sgd_step(layers) if fuse_sgd and layers and not sgd["momentum"] and not sgd["weight_decay"]
              else None)
     for t in range(max((len(p) for p in ch.plans), default=0)):
         groups: dict[int, list[int]] = {}
