@@ -25,17 +25,12 @@ import platform
 from fedbench.errors import require_choice
 
 CHOICES = ("keep_freed", "system")
+DEFAULT = "keep_freed"  # the top-level ``allocator`` key's default (conf/config.yaml) for configs without it
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # glibc's malloc.h
 MMAP_THRESHOLD = 32 * 1024 * 1024
 TRIM_THRESHOLD = 256 * 1024 * 1024
 
 _applied: dict[str, str] = {}
-
-
-def check_allocator(choice: object) -> str:
-    """The ``allocator`` value, or ConfigError naming the field and the allowed values."""
-    require_choice(choice, "allocator", CHOICES)
-    return str(choice)
 
 
 def _glibc_mallopt():  # noqa: ANN202 - a ctypes function or None
@@ -48,7 +43,7 @@ def apply_allocator(choice: str) -> str:
     """Apply ``choice`` to this process once and return what took effect (also :func:`applied`):
     ``keep_freed``, ``system`` or ``system (not glibc)``. Settings already made stay (mallopt has no undo); a later
     ``system`` in the same process reports ``keep_freed`` when an earlier run set it."""
-    check_allocator(choice)
+    require_choice(choice, "allocator", CHOICES)
     if _applied.get("allocator") == "keep_freed" or choice == "system":
         _applied.setdefault("allocator", "system")
         return _applied["allocator"]

@@ -23,7 +23,8 @@ def _cpu_model() -> str:
 
 def hardware(world_size: int = 1) -> dict[str, Any]:
     """Host, CPU model and cores, torch threads and the CPU limits they were chosen from (affinity, SLURM,
-    cgroup quota; :mod:`fedbench.threads`), the C allocator's settings (:mod:`fedbench.allocator`), GPUs, versions and the run's process count."""
+    cgroup quota; :mod:`fedbench.threads`), the C allocator's settings (:mod:`fedbench.allocator`), GPUs, versions
+    and the run's process count."""
     affinity = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     return {
         "host": platform.node(), "cpu": _cpu_model(), "cpu_count": os.cpu_count(), "usable_cores": affinity,

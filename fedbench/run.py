@@ -14,7 +14,7 @@ import os
 from omegaconf import DictConfig, OmegaConf
 
 from fedbench import launch
-from fedbench.allocator import apply_allocator
+from fedbench.allocator import DEFAULT as DEFAULT_ALLOCATOR, apply_allocator
 from fedbench.backends.base import declared
 from fedbench.backends.ddp import rank_and_world
 from fedbench.device import DEFAULT, check_device
@@ -58,6 +58,6 @@ def run(cfg: DictConfig) -> RunResult:
 def _run_here(cfg: DictConfig, threads: tuple[int, str] | None) -> RunResult:
     if threads:
         apply_threads(*threads)
-    apply_allocator(cfg.get("allocator", "keep_freed"))
+    apply_allocator(cfg.get("allocator", DEFAULT_ALLOCATOR))
     runner = declared(cfg.backend).runner
     return runner(cfg) if runner is not None else build_part(cfg.runner)(cfg)

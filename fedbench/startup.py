@@ -3,8 +3,9 @@ start to the run's first line of fedbench work: the interpreter, torch, Lightnin
 configuration; only for the first run of a process, later jobs of an in-process grid import nothing), ``data_s``
 (reading the dataset, partitioning it, the clients' tensors), ``build_s`` (the other parts: task, model, algorithm,
 backend and their checks), ``to_first_round_s`` (process start to the start of round 1, the first client's
-training; first run of a process only, as ``imports_s``), ``first_round_s`` (round 1's wall time). Measured with the wall clock; the process start is the kernel's
-(``/proc/self/stat``), so nothing before fedbench's own first import is missed."""
+training; first run of a process only, as ``imports_s``), ``first_round_s`` (round 1's wall time). Measured with
+the wall clock; the process start is the kernel's (``/proc/self/stat``), so nothing before fedbench's own first
+import is missed."""
 
 from __future__ import annotations
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from typing import Any, Mapping
 
-from fedbench.allocator import check_allocator
+from fedbench import allocator
 from fedbench.errors import ConfigError, require, require_choice
 
 LARGEST = 1e12  # a flat knob beyond this size is a typo, not a setting
@@ -76,7 +76,7 @@ def validate_knobs(cfg: Mapping[str, Any]) -> None:
     if "dropout" in cfg:
         number(cfg, "dropout", "in [0, 1)", lambda v: 0 <= v < 1)
     number(cfg, "checkpoint_every", ">= 0 (0 = never)", lambda v: v >= 0, integer=True)
-    check_allocator(cfg.get("allocator", "keep_freed"))
+    require_choice(cfg.get("allocator", allocator.DEFAULT), "allocator", allocator.CHOICES)
     if cfg["target_accuracy"] is not None:
         number(cfg, "target_accuracy", "in [0, 1], or null", lambda v: 0 <= v <= 1)
     if cfg.get("diverge_loss") is not None:
