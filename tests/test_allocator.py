@@ -42,13 +42,16 @@ def _faults(choice: str) -> tuple[str, int]:
 
 
 @pytest.mark.skipif(not GLIBC, reason="mallopt is glibc's")
-def test_keep_freed_reuses_last_rounds_pages_where_the_default_faults_them_in_again():
-    kept, system = _faults("keep_freed"), _faults("system")
-    assert kept[0] == "keep_freed" and system[0] == "system"
+def test_keep_freed_reuses_last_rounds_pages():
+    """With keep_freed, glibc accepts both settings and later rounds fault in (almost) no new pages. glibc's own
+    defaults are not asserted: whether they hand the tensors back depends on the heap's layout at start-up (measured
+    23,343 faults in most runs, 1,954 in one of ten), which made a comparison flaky."""
+    applied, faults = _faults("keep_freed")
+    assert applied == "keep_freed"  # mallopt returned 1 for both thresholds
     tensor = 2_000_000 * 4 // 4096  # one tensor's 1,953 pages of 4 KiB; three rounds touch 15 tensors
-    assert system[1] > 10 * tensor, system  # glibc's defaults hand the freed tensors back: faulted in again
-    # kept mapped: no new pages (measured 0; once in a few runs glibc placed one tensor anew, 1,953 pages)
-    assert kept[1] <= tensor + 100, kept
+    # kept mapped: no new pages (measured 0; in some runs glibc placed one tensor anew, 1,953 pages); the bound of
+    # three tensors stays far below the 15 that would be faulted in again without the setting
+    assert faults <= 3 * tensor, faults
 
 
 def test_a_bad_allocator_is_refused_naming_the_field_and_the_choices(tmp_path):
